@@ -1,0 +1,205 @@
+//! Sockets passed in by systemd (the `sd_listen_fds(3)` protocol).
+//!
+//! systemd hands over sockets as fds 3, 4, ... and describes them in
+//! `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES`. Every fd is checked one
+//! small step at a time (open? a socket? datagram? a family we serve?) before
+//! it is trusted, so that a mistake in a `.socket` unit stops start-up with a
+//! message that names the fd and the fix, instead of a confusing failure in
+//! the echo loop later.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use anyhow::{Result, bail};
+use listenfd::ListenFd;
+use log::debug;
+use nix::sys::socket::{
+    AddressFamily, SockType, SockaddrLike, SockaddrStorage, getsockname, getsockopt, sockopt,
+};
+use nix::sys::stat::{SFlag, fstat};
+
+use crate::listener::{Family, Listener};
+
+/// What the environment said, read once in `main` before any thread starts
+/// (`listenfd` removes `LISTEN_PID` and `LISTEN_FDS` as it reads them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenEnv {
+    pub pid: Option<String>,
+    pub fds: Option<String>,
+    pub names: Option<String>,
+}
+
+impl ListenEnv {
+    pub fn from_env() -> ListenEnv {
+        ListenEnv {
+            pid: std::env::var("LISTEN_PID").ok(),
+            fds: std::env::var("LISTEN_FDS").ok(),
+            names: std::env::var("LISTEN_FDNAMES").ok(),
+        }
+    }
+
+    /// How many fds are meant for this process, with their names; `None`
+    /// when the variables are absent or meant for another process.
+    pub fn for_pid(&self, pid: u32) -> Result<Option<Vec<String>>> {
+        let Some(fds) = &self.fds else {
+            debug!("LISTEN_FDS is not set: no sockets from systemd");
+            return Ok(None);
+        };
+        match self.pid.as_deref().map(str::parse::<u32>) {
+            Some(Ok(p)) if p == pid => {}
+            other => {
+                debug!(
+                    "ignoring LISTEN_FDS={fds}: LISTEN_PID is {}, not our pid {pid}",
+                    match other {
+                        None => "unset".to_string(),
+                        Some(_) => format!("{:?}", self.pid.as_deref().unwrap_or_default()),
+                    }
+                );
+                return Ok(None);
+            }
+        }
+        let Ok(count) = fds.parse::<usize>() else {
+            bail!(
+                "LISTEN_FDS={fds:?} is not a number of file descriptors; check how dgecho is started"
+            );
+        };
+        let mut names: Vec<String> = match &self.names {
+            Some(n) if !n.is_empty() => n.split(':').map(str::to_string).collect(),
+            _ => Vec::new(),
+        };
+        if names.len() != count {
+            if !names.is_empty() {
+                debug!(
+                    "LISTEN_FDNAMES has {} names for {count} fds; calling them \"unknown\"",
+                    names.len()
+                );
+            }
+            names = vec!["unknown".to_string(); count];
+        }
+        Ok(Some(names))
+    }
+}
+
+/// Takes and checks every socket systemd passed to this process.
+pub fn listeners(env: &ListenEnv) -> Result<Vec<Listener>> {
+    let Some(names) = env.for_pid(std::process::id())? else {
+        return Ok(Vec::new());
+    };
+    let mut fds = ListenFd::from_env();
+    if fds.len() != names.len() {
+        bail!(
+            "LISTEN_FDS says {} sockets, but only {} were found; check how dgecho is started",
+            names.len(),
+            fds.len()
+        );
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for (idx, name) in names.into_iter().enumerate() {
+        let Some(raw) = fds.take_raw_fd(idx)? else {
+            bail!("socket {idx} from systemd was already taken");
+        };
+        out.push(check(raw, name)?);
+    }
+    Ok(out)
+}
+
+/// Checks one inherited fd, one step at a time.
+fn check(raw: RawFd, name: String) -> Result<Listener> {
+    let expected = "expected a datagram socket (AF_UNIX, AF_INET or AF_INET6); \
+                    use ListenDatagram= in the .socket unit";
+    let what = describe_fd(raw);
+    let Some(target) = what else {
+        bail!("fd {raw} (name {name:?}) from systemd is not open; {expected}");
+    };
+    let fd = adopt(raw);
+    let stat = fstat(fd.as_fd())?;
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
+        bail!("fd {raw} (name {name:?}) from systemd is not a socket but {target}; {expected}");
+    }
+    let ty = getsockopt(&fd, sockopt::SockType)?;
+    if ty != SockType::Datagram {
+        let kind = match ty {
+            SockType::Stream => "a stream socket (ListenStream=)",
+            SockType::SeqPacket => "a seqpacket socket (ListenSequentialPacket=)",
+            _ => "a socket of another type",
+        };
+        bail!("fd {raw} (name {name:?}) from systemd is {kind}; {expected}");
+    }
+    let local: SockaddrStorage = getsockname(fd.as_raw_fd())?;
+    let family = match local.family() {
+        Some(AddressFamily::Unix) => Family::Unix,
+        Some(AddressFamily::Inet) => Family::Inet,
+        Some(AddressFamily::Inet6) => Family::Inet6,
+        other => bail!(
+            "fd {raw} (name {name:?}) from systemd is a datagram socket of family {other:?}; {expected}"
+        ),
+    };
+    Ok(Listener::new(fd, family, name))
+}
+
+/// What an fd number refers to, as `/proc/self/fd` shows it (`socket:[…]`,
+/// a file path, `pipe:[…]`), or `None` when it is not open. Asking /proc
+/// needs no unsafe code and gives the user something concrete to read.
+fn describe_fd(raw: RawFd) -> Option<String> {
+    std::fs::read_link(format!("/proc/self/fd/{raw}"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// Takes ownership of an fd inherited from systemd.
+///
+/// This is the crate's one `unsafe` block. The standard library and `nix`
+/// cannot conjure ownership of an fd number that came from our parent
+/// process; only `from_raw_fd` can. It is sound because:
+/// - the caller has just checked (via /proc) that `raw` is open;
+/// - `sd_listen_fds(3)` passes these fds to this process to own;
+/// - `listenfd::take_raw_fd` hands each index out at most once, so no other
+///   owner exists in this process.
+fn adopt(raw: RawFd) -> OwnedFd {
+    // SAFETY: see the function's documentation.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pid: Option<&str>, fds: Option<&str>, names: Option<&str>) -> ListenEnv {
+        ListenEnv {
+            pid: pid.map(Into::into),
+            fds: fds.map(Into::into),
+            names: names.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn pid_must_match() {
+        assert_eq!(env(None, None, None).for_pid(7).unwrap(), None);
+        assert_eq!(env(None, Some("1"), None).for_pid(7).unwrap(), None);
+        assert_eq!(env(Some("8"), Some("1"), None).for_pid(7).unwrap(), None);
+        assert_eq!(env(Some("x"), Some("1"), None).for_pid(7).unwrap(), None);
+        assert_eq!(
+            env(Some("7"), Some("2"), Some("a:b")).for_pid(7).unwrap(),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+    }
+
+    #[test]
+    fn names_default_to_unknown() {
+        assert_eq!(
+            env(Some("7"), Some("2"), None).for_pid(7).unwrap(),
+            Some(vec!["unknown".to_string(), "unknown".to_string()])
+        );
+        assert_eq!(
+            env(Some("7"), Some("2"), Some("only-one"))
+                .for_pid(7)
+                .unwrap(),
+            Some(vec!["unknown".to_string(), "unknown".to_string()])
+        );
+    }
+
+    #[test]
+    fn bad_count_is_an_error() {
+        let err = env(Some("7"), Some("three"), None).for_pid(7).unwrap_err();
+        assert!(err.to_string().contains("not a number"), "{err}");
+    }
+}

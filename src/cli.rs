@@ -1,0 +1,237 @@
+//! The command-line definition.
+//!
+//! It lives in the library, not in `main.rs`, so that the man page and the
+//! shell completions can be generated from the very same definition (see
+//! `tests/docs.rs`) and can never drift from what the binary accepts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::addr::Addr;
+
+/// The UDP ports that `serve` never answers by default: source port 0 (no
+/// real sender uses it) and the classic datagram services that answer
+/// anything (echo 7, daytime 13, chargen 19, time 37). Two such services
+/// pointed at each other would otherwise bounce a datagram forever; BSD
+/// inetd refuses the same list.
+pub const DEFAULT_GUARD_PORTS: &str = "0,7,13,19,37";
+
+const LONG_ABOUT: &str = "\
+dgecho answers every datagram it receives, on Unix datagram sockets and UDP. \
+It is built for systemd socket activation: the packaged dgecho.socket binds \
+/run/dgecho/dgecho.sock and UDP port 7 on loopback, and the first datagram \
+starts dgecho.service. `dgecho client` checks whether a datagram socket is \
+reachable, by whom and how fast.";
+
+const AFTER_HELP: &str = "\
+ADDRESSES:
+  unix:/path     Unix datagram socket bound to a path
+  unix:@name     Unix datagram socket in the abstract namespace (Linux)
+  /path          any argument containing '/' is a Unix socket path
+  udp:HOST:PORT  UDP; HOST may be a name, an IPv4 address or [IPv6]
+  HOST:PORT      UDP, same as udp:HOST:PORT
+  [IPV6]:PORT    UDP over IPv6";
+
+/// A datagram echo daemon for systemd socket activation, and its client.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dgecho",
+    version,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// Log more: -v for debug, -vv for one line per datagram (trace).
+    /// With `client`, -v also prints each reply's size, source and
+    /// round-trip time on stderr.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Log less: -q shows only warnings and errors, -qq only errors.
+    #[arg(short, long, action = ArgAction::Count, global = true, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Answer datagrams on the sockets systemd passed in and on --listen
+    /// addresses.
+    #[command(after_help = AFTER_HELP)]
+    Serve(ServeArgs),
+    /// Send datagrams to an echo service and print the replies.
+    #[command(after_help = AFTER_HELP)]
+    Client(ClientArgs),
+}
+
+/// What the daemon sends back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ReplyMode {
+    /// The datagram's bytes in reverse order, as the original ctypes echo
+    /// server did.
+    #[default]
+    Reverse,
+    /// The datagram unchanged, as RFC 862 describes.
+    Echo,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Also bind and serve ADDR (repeatable). With neither this nor sockets
+    /// from systemd, serve binds 127.0.0.1:7007 and
+    /// $XDG_RUNTIME_DIR/dgecho.sock (/tmp/dgecho-UID.sock without
+    /// XDG_RUNTIME_DIR).
+    #[arg(short, long = "listen", value_name = "ADDR")]
+    pub listen: Vec<Addr>,
+
+    /// What to send back.
+    #[arg(long, value_enum, default_value_t = ReplyMode::Reverse)]
+    pub reply: ReplyMode,
+
+    /// Never answer UDP datagrams from these source ports, to stop
+    /// echo loops with other always-answering services. A comma-separated
+    /// list; "none" turns the guard off.
+    #[arg(long, value_name = "PORTS", default_value = DEFAULT_GUARD_PORTS,
+          value_parser = parse_ports)]
+    pub guard_ports: GuardPorts,
+
+    /// Exit cleanly after this long without a datagram (e.g. 30s, 5m, 1h).
+    /// Under socket activation, systemd starts dgecho again on the next
+    /// datagram, which waits in the socket meanwhile.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Where to send. Default: /run/dgecho/dgecho.sock when it exists,
+    /// otherwise the Unix socket that `dgecho serve` binds by default.
+    #[arg(value_name = "ADDR")]
+    pub addr: Option<Addr>,
+
+    /// The message, words joined by single spaces. Without it, each line of
+    /// standard input is sent as one datagram. Put `--` before a message
+    /// that starts with '-'.
+    #[arg(value_name = "MESSAGE")]
+    pub message: Vec<String>,
+
+    /// Seconds to wait for each reply.
+    #[arg(short, long, value_name = "SECONDS", default_value = "2",
+          value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    /// Bind the client's Unix socket to PATH instead of an automatic
+    /// abstract address. The daemon's user must be able to write to PATH,
+    /// and PATH must be visible to it (not under a private /tmp).
+    #[arg(long, value_name = "PATH")]
+    pub bind: Option<PathBuf>,
+}
+
+impl std::fmt::Display for ReplyMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReplyMode::Reverse => "reverse",
+            ReplyMode::Echo => "echo",
+        })
+    }
+}
+
+/// The set of UDP source ports the loop guard refuses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GuardPorts(pub Vec<u16>);
+
+fn parse_ports(s: &str) -> Result<GuardPorts, String> {
+    let s = s.trim();
+    if s.is_empty() || s == "none" {
+        return Ok(GuardPorts(Vec::new()));
+    }
+    let mut ports = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        let port = part.parse::<u16>().map_err(|_| {
+            format!("'{part}' is not a port number (0-65535); give a comma-separated list such as {DEFAULT_GUARD_PORTS}, or 'none'")
+        })?;
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    Ok(GuardPorts(ports))
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h` or plain seconds (`1.5`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let scale = match unit {
+        "" | "s" | "sec" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => f64::NAN,
+    };
+    let value: f64 = num.parse().unwrap_or(f64::NAN);
+    let secs = value * scale;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!(
+            "'{s}' is not a duration; use a positive number with an optional unit: 500ms, 30s, 5m or 1h"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds; use a positive number such as 2 or 0.5"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        for bad in ["", "s", "-1s", "0", "5 parsecs", "1d"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("500ms, 30s, 5m or 1h"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn guard_ports() {
+        assert_eq!(parse_ports("0,7,13").unwrap().0, vec![0, 7, 13]);
+        assert_eq!(parse_ports("none").unwrap().0, Vec::<u16>::new());
+        assert_eq!(parse_ports("7, 7").unwrap().0, vec![7]);
+        let err = parse_ports("7,echo").unwrap_err();
+        assert!(err.contains("'echo' is not a port number"), "{err}");
+        assert!(err.contains("'none'"), "{err}");
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("0.5").unwrap(), Duration::from_millis(500));
+        assert!(parse_seconds("0").unwrap_err().contains("positive number"));
+        assert!(parse_seconds("soon").is_err());
+    }
+}

@@ -1,0 +1,230 @@
+//! `dgecho serve`: gathers the sockets, runs the [`Server`], and keeps the
+//! service manager informed (readiness, status, watchdog, stopping) until a
+//! signal or the idle timeout ends it.
+//!
+//! The main thread is the supervisor. It blocks SIGTERM and SIGINT before
+//! any worker starts (threads inherit the mask) and reads them from a
+//! `signalfd`, so a signal never interrupts a worker and no signal handler
+//! (and no `unsafe`) is needed.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use log::{debug, error, info};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::os::fd::AsFd;
+
+use crate::activation::{self, ListenEnv};
+use crate::addr::Addr;
+use crate::cli::ServeArgs;
+use crate::listener::Listener;
+use crate::notify::{self, Notifier};
+use crate::server::{Options, Server, Stats, TICK};
+
+/// The UDP port `serve` binds on 127.0.0.1 when nothing else is given. The
+/// echo port 7 needs privileges; socket activation is how dgecho gets it.
+pub const DEFAULT_UDP_PORT: u16 = 7007;
+
+/// How often `STATUS=` may change: systemd shows it in `systemctl status`,
+/// and once a second is plenty for a human while costing nothing.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The Unix socket `serve` binds when nothing else is given:
+/// `$XDG_RUNTIME_DIR/dgecho.sock`, or `/tmp/dgecho-UID.sock`.
+pub fn default_unix_path() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("dgecho.sock"),
+        None => PathBuf::from(format!("/tmp/dgecho-{}.sock", nix::unistd::getuid())),
+    }
+}
+
+/// The addresses bound when there is neither a socket from systemd nor a
+/// `--listen` option.
+pub fn default_addrs() -> Vec<Addr> {
+    vec![
+        Addr::Udp {
+            host: "127.0.0.1".into(),
+            port: DEFAULT_UDP_PORT,
+        },
+        Addr::UnixPath(default_unix_path()),
+    ]
+}
+
+/// Why the supervisor loop ended.
+enum Exit {
+    Signal(Signal),
+    Idle(Duration),
+}
+
+/// Runs `dgecho serve` until SIGTERM/SIGINT or the idle timeout.
+pub fn run(args: &ServeArgs, listen_env: &ListenEnv, notifier: &Notifier) -> Result<()> {
+    let watchdog = notify::watchdog_interval();
+    let mut listeners = activation::listeners(listen_env)?;
+    let passed = listeners.len();
+    for addr in &args.listen {
+        listeners.extend(Listener::bind(addr)?);
+    }
+    if listeners.is_empty() {
+        info!(
+            "no sockets from systemd and no --listen address: binding the defaults \
+             (see `dgecho serve --help`)"
+        );
+        for addr in default_addrs() {
+            listeners.extend(
+                Listener::bind(&addr).context(
+                    "cannot bind a default address; pass --listen ADDR to choose another",
+                )?,
+            );
+        }
+    }
+    for (i, l) in listeners.iter().enumerate() {
+        let origin = if i < passed {
+            "from systemd"
+        } else {
+            "bound by dgecho"
+        };
+        info!("serving {l}, {origin}");
+    }
+
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    signals
+        .thread_block()
+        .context("cannot block SIGTERM and SIGINT")?;
+    let sigfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC)
+        .context("cannot create a signalfd")?;
+
+    let opts = Options {
+        reply: args.reply,
+        guard_ports: args.guard_ports.0.clone(),
+    };
+    let count = listeners.len();
+    let server = Server::start(listeners, &opts)?;
+    let idle = match args.idle_timeout {
+        Some(d) => format!(", exiting after {} idle", humanize(d)),
+        None => String::new(),
+    };
+    info!(
+        "ready: answering on {count} socket{} ({} replies{idle})",
+        if count == 1 { "" } else { "s" },
+        args.reply
+    );
+    notifier.ready(&status_line(&Stats::default()));
+
+    let exit = supervise(&server, &sigfd, notifier, watchdog, args.idle_timeout);
+    let reason = match &exit {
+        Ok(Exit::Signal(sig)) => format!("received {sig}"),
+        Ok(Exit::Idle(d)) => format!("no datagram for {}", humanize(*d)),
+        Err(e) => format!("{e:#}"),
+    };
+    notifier.stopping(&format!("stopping: {reason}"));
+    let (stats, result) = server.stop();
+    info!("stopping ({reason}): {stats}");
+    match exit {
+        Ok(_) => result,
+        Err(e) => Err(e),
+    }
+}
+
+/// Waits for a signal, the idle timeout or a failed loop, meanwhile sending
+/// `STATUS=` and `WATCHDOG=1`.
+fn supervise(
+    server: &Server,
+    sigfd: &SignalFd,
+    notifier: &Notifier,
+    watchdog: Option<Duration>,
+    idle_timeout: Option<Duration>,
+) -> Result<Exit> {
+    let start = Instant::now();
+    let mut last_stats = Stats::default();
+    let mut next_status = start + STATUS_INTERVAL;
+    let mut last_activity = start;
+    let mut next_watchdog = start;
+    // Liveness: every loop's heartbeat must move between two checks that
+    // are at least a few ticks apart.
+    let mut beats = (start, server.heartbeats());
+    if let Some(w) = watchdog {
+        debug!("watchdog on: WATCHDOG=1 every {}", humanize(w));
+    }
+
+    loop {
+        let now = Instant::now();
+        let mut deadline = next_status;
+        if watchdog.is_some() {
+            deadline = deadline.min(next_watchdog);
+        }
+        if let Some(idle) = idle_timeout {
+            deadline = deadline.min(last_activity + idle);
+        }
+        let wait = deadline.saturating_duration_since(now);
+        let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("poll on the signalfd failed"),
+        }
+        if let Some(info) = sigfd.read_signal().context("cannot read the signalfd")? {
+            let sig = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGTERM);
+            return Ok(Exit::Signal(sig));
+        }
+        if let Some(label) = server.failed() {
+            bail!("the loop on {label} ended unexpectedly");
+        }
+
+        let now = Instant::now();
+        let stats = server.stats();
+        if stats.received != last_stats.received {
+            last_activity = now;
+        }
+        if let Some(idle) = idle_timeout {
+            if now.duration_since(last_activity) >= idle {
+                return Ok(Exit::Idle(idle));
+            }
+        }
+        if now >= next_status {
+            if stats != last_stats {
+                notifier.status(&status_line(&stats));
+            }
+            last_stats = stats;
+            next_status = now + STATUS_INTERVAL;
+        }
+        if let Some(interval) = watchdog {
+            if now >= next_watchdog {
+                if now.duration_since(beats.0) >= 3 * TICK {
+                    let current = server.heartbeats();
+                    let stuck = current.iter().zip(&beats.1).any(|(a, b)| a == b);
+                    beats = (now, current);
+                    if stuck {
+                        error!("a socket loop has stopped turning: withholding WATCHDOG=1");
+                        next_watchdog = now + interval;
+                        continue;
+                    }
+                }
+                notifier.watchdog();
+                next_watchdog = now + interval;
+            }
+        }
+    }
+}
+
+/// The `STATUS=` text: live counters for `systemctl status`.
+pub fn status_line(stats: &Stats) -> String {
+    format!(
+        "received {}, answered {}, dropped {}",
+        stats.received,
+        stats.answered,
+        stats.dropped()
+    )
+}
+
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

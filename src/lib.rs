@@ -1,0 +1,35 @@
+//! dgecho: a datagram echo daemon for systemd socket activation, and its
+//! client.
+//!
+//! systemd binds the sockets of `dgecho.socket` and starts `dgecho serve`
+//! on the first datagram; the daemon answers every datagram on every socket
+//! with a raw `recvmsg`/`sendto` loop and keeps systemd informed with
+//! `sd_notify`. `dgecho client` checks a socket from the other side and, when
+//! something is wrong, says what and how to fix it.
+//!
+//! # Layout
+//! - [`cli`]: the command line, shared with the man page and completions.
+//! - [`addr`]: the one address grammar (`unix:/path`, `unix:@name`,
+//!   `udp:HOST:PORT`, ...), pure and separately testable.
+//! - [`activation`]: sockets passed in by systemd, each checked before use.
+//! - [`listener`]: a socket to serve, from systemd or bound by dgecho.
+//! - [`server`]: the echo loops and their counters; takes already-bound
+//!   sockets and a stop trigger, so tests can hand it a `127.0.0.1:0` socket.
+//! - [`daemon`]: `dgecho serve`: readiness, status, watchdog, signals, idle
+//!   exit.
+//! - [`notify`]: `sd_notify` over path and abstract sockets.
+//! - [`client`]: `dgecho client` and its explanations of failures.
+//! - [`logging`]: journal-aware log format.
+//!
+//! `main.rs` only parses, sets up logging, dispatches and maps errors to an
+//! exit status.
+
+pub mod activation;
+pub mod addr;
+pub mod cli;
+pub mod client;
+pub mod daemon;
+pub mod listener;
+pub mod logging;
+pub mod notify;
+pub mod server;

@@ -1,0 +1,282 @@
+//! A socket that `serve` answers on: either passed in by systemd or bound by
+//! dgecho itself from a `--listen` address.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixDatagram};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use log::debug;
+use nix::sys::socket::{AddressFamily, SockaddrLike, SockaddrStorage, getsockname};
+
+use crate::addr::Addr;
+
+/// The address families dgecho serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Unix,
+    Inet,
+    Inet6,
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::Unix => "AF_UNIX",
+            Family::Inet => "AF_INET",
+            Family::Inet6 => "AF_INET6",
+        })
+    }
+}
+
+/// A bound datagram socket ready to be served.
+#[derive(Debug)]
+pub struct Listener {
+    fd: OwnedFd,
+    family: Family,
+    name: String,
+    local: String,
+    /// A socket file dgecho created itself and so removes on exit. Never set
+    /// for sockets from systemd: those outlive us, with any datagrams still
+    /// queued in them, until the next activation.
+    cleanup: Option<PathBuf>,
+}
+
+impl Listener {
+    /// Wraps a socket whose type and family the caller has already checked.
+    pub(crate) fn new(fd: OwnedFd, family: Family, name: String) -> Listener {
+        let local = local_address(&fd);
+        Listener {
+            fd,
+            family,
+            name,
+            local,
+            cleanup: None,
+        }
+    }
+
+    /// Serves an already-bound UDP socket (tests hand in `127.0.0.1:0`).
+    pub fn from_udp(sock: std::net::UdpSocket, name: &str) -> Result<Listener> {
+        let family = match sock.local_addr()? {
+            std::net::SocketAddr::V4(_) => Family::Inet,
+            std::net::SocketAddr::V6(_) => Family::Inet6,
+        };
+        Ok(Listener::new(sock.into(), family, name.to_string()))
+    }
+
+    /// Serves an already-bound Unix datagram socket.
+    pub fn from_unix(sock: UnixDatagram, name: &str) -> Listener {
+        Listener::new(sock.into(), Family::Unix, name.to_string())
+    }
+
+    /// Binds every socket that `addr` stands for: one per resolved address
+    /// for UDP, exactly one for Unix.
+    pub fn bind(addr: &Addr) -> Result<Vec<Listener>> {
+        let name = addr.to_string();
+        match addr {
+            Addr::UnixPath(path) => Ok(vec![bind_unix_path(path, name)?]),
+            Addr::UnixAbstract(bytes) => {
+                let sa = UnixSocketAddr::from_abstract_name(bytes)?;
+                let sock = UnixDatagram::bind_addr(&sa).with_context(|| {
+                    format!("cannot bind {addr}: is another server using that abstract name?")
+                })?;
+                Ok(vec![Listener::from_unix(sock, &name)])
+            }
+            Addr::Udp { .. } => {
+                let resolved = addr
+                    .resolve()
+                    .with_context(|| format!("cannot resolve the host of {addr}"))?;
+                if resolved.is_empty() {
+                    bail!("{addr} resolves to no address");
+                }
+                resolved
+                    .iter()
+                    .map(|sa| {
+                        let sock = std::net::UdpSocket::bind(sa).with_context(|| {
+                            format!("cannot bind UDP {sa}{}", bind_hint(sa.port()))
+                        })?;
+                        Listener::from_udp(sock, &name)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The name systemd gave the socket (`FileDescriptorName=`), or the
+    /// `--listen` address as written.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The local address, as the kernel reports it.
+    pub fn local(&self) -> &str {
+        &self.local
+    }
+
+    /// The UDP port this socket is bound to, if it is a UDP socket.
+    pub fn udp_port(&self) -> Option<u16> {
+        let sa: SockaddrStorage = getsockname(self.fd.as_raw_fd()).ok()?;
+        sa.as_sockaddr_in()
+            .map(|s| s.port())
+            .or_else(|| sa.as_sockaddr_in6().map(|s| s.port()))
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plain = self.name == self.local
+            || self.name.strip_prefix("unix:") == Some(&self.local)
+            || self.name.strip_prefix("udp:") == Some(&self.local);
+        if plain {
+            write!(f, "{} ({})", self.local, self.family)
+        } else {
+            write!(f, "{} ({}, name {:?})", self.local, self.family, self.name)
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(path) = self.cleanup.take() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => debug!("removed {}", path.display()),
+                Err(e) => debug!("could not remove {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+fn bind_hint(port: u16) -> &'static str {
+    if port != 0 && port < 1024 {
+        " (ports below 1024 need privileges: let systemd bind it with dgecho.socket, or pick a port of 1024 or above)"
+    } else {
+        ""
+    }
+}
+
+/// Binds a Unix datagram socket to `path`, replacing a stale socket file
+/// (one that nothing answers on) but never a live one or a non-socket.
+fn bind_unix_path(path: &Path, name: String) -> Result<Listener> {
+    let sock = match UnixDatagram::bind(path) {
+        Ok(sock) => sock,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            let meta = std::fs::symlink_metadata(path)?;
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                bail!(
+                    "cannot bind {}: the path exists and is not a socket; remove it or choose another path",
+                    path.display()
+                );
+            }
+            let probe = UnixDatagram::unbound()?;
+            match probe.connect(path) {
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    debug!("removing stale socket {}", path.display());
+                    std::fs::remove_file(path).with_context(|| {
+                        format!("cannot remove stale socket {}", path.display())
+                    })?;
+                    UnixDatagram::bind(path)
+                        .with_context(|| format!("cannot bind {}", path.display()))?
+                }
+                _ => bail!(
+                    "cannot bind {}: another server is already answering on it; stop it or choose another path",
+                    path.display()
+                ),
+            }
+        }
+        Err(e) => {
+            let hint = match e.kind() {
+                io::ErrorKind::NotFound => ": its directory does not exist; create it first",
+                io::ErrorKind::PermissionDenied => {
+                    ": its directory is not writable by this user; choose a directory you own"
+                }
+                _ => "",
+            };
+            return Err(e).with_context(|| format!("cannot bind {}{hint}", path.display()));
+        }
+    };
+    let mut l = Listener::from_unix(sock, &name);
+    l.cleanup = Some(path.to_path_buf());
+    Ok(l)
+}
+
+/// A readable form of the socket's local address, for logs.
+fn local_address(fd: &OwnedFd) -> String {
+    let Ok(sa) = getsockname::<SockaddrStorage>(fd.as_raw_fd()) else {
+        return "(unknown address)".into();
+    };
+    match sa.family() {
+        Some(AddressFamily::Unix) => match sa.as_unix_addr() {
+            Some(u) => describe_unix(u),
+            None => "(unnamed)".into(),
+        },
+        _ => sa.to_string(),
+    }
+}
+
+/// `/path`, `@name` or `(unnamed)`, the way ss(8) and systemd print them.
+pub fn describe_unix(u: &nix::sys::socket::UnixAddr) -> String {
+    if let Some(p) = u.path() {
+        p.display().to_string()
+    } else if let Some(a) = u.as_abstract() {
+        format!("@{}", a.escape_ascii())
+    } else {
+        "(unnamed)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_bind_reports_port() {
+        let l = Listener::bind(&"127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].family(), Family::Inet);
+        let port = l[0].udp_port().unwrap();
+        assert_ne!(port, 0);
+        assert_eq!(l[0].local(), format!("127.0.0.1:{port}"));
+    }
+
+    #[test]
+    fn unix_bind_replaces_stale_socket_and_cleans_up() {
+        let dir = std::env::temp_dir().join(format!("dgecho-l-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        drop(UnixDatagram::bind(&path).unwrap()); // leaves a stale file
+        let addr: Addr = format!("unix:{}", path.display()).parse().unwrap();
+        let l = Listener::bind(&addr).unwrap();
+        assert_eq!(l[0].local(), path.display().to_string());
+        // A live socket is never replaced.
+        let err = Listener::bind(&addr).unwrap_err().to_string();
+        assert!(err.contains("already answering"), "{err}");
+        drop(l);
+        assert!(!path.exists(), "our own socket file is removed on drop");
+        std::fs::write(&path, b"x").unwrap();
+        let err = Listener::bind(&addr).unwrap_err().to_string();
+        assert!(err.contains("not a socket"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_directory_is_explained() {
+        let err = Listener::bind(&"unix:/nonexistent-dgecho/s".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("directory does not exist"), "{err}");
+    }
+}
