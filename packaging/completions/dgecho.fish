@@ -1,0 +1,59 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_dgecho_global_optspecs
+    string join \n v/verbose q/quiet h/help V/version
+end
+
+function __fish_dgecho_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_dgecho_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_dgecho_using_subcommand
+    set -l cmd (__fish_dgecho_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c dgecho -n "__fish_dgecho_needs_command" -s v -l verbose -d 'Log more: -v for debug, -vv for one line per datagram (trace). With `client`, -v also prints each reply\'s size, source and round-trip time on stderr'
+complete -c dgecho -n "__fish_dgecho_needs_command" -s q -l quiet -d 'Log less: -q shows only warnings and errors, -qq only errors'
+complete -c dgecho -n "__fish_dgecho_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dgecho -n "__fish_dgecho_needs_command" -s V -l version -d 'Print version'
+complete -c dgecho -n "__fish_dgecho_needs_command" -f -a "serve" -d 'Answer datagrams on the sockets systemd passed in and on --listen addresses'
+complete -c dgecho -n "__fish_dgecho_needs_command" -f -a "client" -d 'Send datagrams to an echo service and print the replies'
+complete -c dgecho -n "__fish_dgecho_needs_command" -f -a "bench" -d 'Load an echo service and measure replies/s, loss and round-trip times, checking every reply'
+complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s l -l listen -d 'Also bind and serve ADDR (repeatable). With neither this nor sockets from systemd, serve binds 127.0.0.1:7007 and $XDG_RUNTIME_DIR/dgecho.sock (/tmp/dgecho-UID.sock without XDG_RUNTIME_DIR)' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l reply -d 'What to send back' -r -f -a "reverse\t'The datagram\'s bytes in reverse order, as the original ctypes echo server did'
+echo\t'The datagram unchanged, as RFC 862 describes'"
+complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l guard-ports -d 'Never answer UDP datagrams from these source ports, to stop echo loops with other always-answering services. A comma-separated list; "none" turns the guard off' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l idle-timeout -d 'Exit cleanly after this long without a datagram (e.g. 30s, 5m, 1h). Under socket activation, systemd starts dgecho again on the next datagram, which waits in the socket meanwhile' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s v -l verbose -d 'Log more: -v for debug, -vv for one line per datagram (trace). With `client`, -v also prints each reply\'s size, source and round-trip time on stderr'
+complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s q -l quiet -d 'Log less: -q shows only warnings and errors, -qq only errors'
+complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s t -l timeout -d 'Seconds to wait for each reply' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand client" -l bind -d 'Bind the client\'s Unix socket to PATH instead of an automatic abstract address. The daemon\'s user must be able to write to PATH, and PATH must be visible to it (not under a private /tmp)' -r -F
+complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s v -l verbose -d 'Log more: -v for debug, -vv for one line per datagram (trace). With `client`, -v also prints each reply\'s size, source and round-trip time on stderr'
+complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s q -l quiet -d 'Log less: -q shows only warnings and errors, -qq only errors'
+complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s h -l help -d 'Print help'
+complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s V -l version -d 'Print version'
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s w -l window -d 'Datagrams outstanding at once; 1 is ping-pong (latency)' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s s -l size -d 'Size of each datagram in bytes (at least 8: each carries its sequence number)' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s d -l duration -d 'How long to send, in seconds' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -l reply -d 'What the service sends back, and so what each reply must be' -r -f -a "reverse\t'The datagram\'s bytes in reverse order, as the original ctypes echo server did'
+echo\t'The datagram unchanged, as RFC 862 describes'"
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -l json -d 'Print the report as one JSON object'
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -l allow-remote -d 'Load a target that is neither loopback nor a Unix socket. Only for hosts you are responsible for: this floods them'
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s v -l verbose -d 'Log more: -v for debug, -vv for one line per datagram (trace). With `client`, -v also prints each reply\'s size, source and round-trip time on stderr'
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s q -l quiet -d 'Log less: -q shows only warnings and errors, -qq only errors'
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s V -l version -d 'Print version'
