@@ -67,7 +67,10 @@ if [ "${1:-}" = --inner ]; then
     # Belt and braces: even though unshare asked for private propagation,
     # make sure no mount below leaks to the host.
     mount --make-rprivate /
-    mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" "$merged"
+    if ! mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" "$merged"; then
+        touch "$scratch/overlay-failed"
+        exit 1
+    fi
     [ "$(stat -c %d "$merged")" != "$(stat -c %d /)" ] || die "overlay not mounted on $merged"
     # systemd-nspawn refuses a tree without os-release or with PID 1 missing.
     [ -x "$merged/lib/systemd/systemd" ] || die "no systemd in the rootfs"
@@ -115,9 +118,6 @@ for tool in systemd-nspawn mmdebstrap zstd unshare; do
 done
 unshare -m --propagation private true 2>/dev/null || skip "cannot create a mount namespace"
 [ -d /sys/fs/cgroup ] || skip "no /sys/fs/cgroup"
-if [ -e /run/systemd/system ] && [ "$(readlink /proc/1/exe 2>/dev/null)" = /lib/systemd/systemd ]; then
-    : # host runs systemd: nspawn places itself in our unit's cgroup (--keep-unit)
-fi
 
 # ---------------------------------------------------------------- rootfs cache
 packages=$BASE_PACKAGES${extra_packages:+,$extra_packages}
@@ -258,6 +258,7 @@ start=$(date +%s)
 rc=0
 unshare -m --propagation private "$0" --inner "$scratch" "$timeout_s" || rc=$?
 log "container exited with status $rc after $(($(date +%s) - start))s"
+[ ! -e "$scratch/overlay-failed" ] || skip "cannot mount an overlayfs with its upper layer in $SCRATCH_PARENT (set DGECHO_E2E_SCRATCH)"
 
 status_file=$up/var/lib/dgecho-e2e/status
 if [ ! -s "$status_file" ]; then
