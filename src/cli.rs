@@ -68,6 +68,10 @@ pub enum Command {
     /// Send datagrams to an echo service and print the replies.
     #[command(after_help = AFTER_HELP)]
     Client(ClientArgs),
+    /// Load an echo service and measure replies/s, loss and round-trip
+    /// times, checking every reply.
+    #[command(after_help = AFTER_HELP)]
+    Bench(BenchArgs),
 }
 
 /// What the daemon sends back.
@@ -131,6 +135,42 @@ pub struct ClientArgs {
     /// and PATH must be visible to it (not under a private /tmp).
     #[arg(long, value_name = "PATH")]
     pub bind: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Where to send. Default: the same as `dgecho client`.
+    #[arg(value_name = "ADDR")]
+    pub addr: Option<Addr>,
+
+    /// Datagrams outstanding at once; 1 is ping-pong (latency).
+    #[arg(short, long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=crate::bench::MAX_WINDOW as i64))]
+    pub window: u32,
+
+    /// Size of each datagram in bytes (at least 8: each carries its
+    /// sequence number).
+    #[arg(short, long, value_name = "BYTES", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(crate::bench::MIN_SIZE as i64..=65507))]
+    pub size: u32,
+
+    /// How long to send, in seconds.
+    #[arg(short, long, value_name = "SECONDS", default_value = "5",
+          value_parser = parse_seconds)]
+    pub duration: Duration,
+
+    /// What the service sends back, and so what each reply must be.
+    #[arg(long, value_enum, default_value_t = ReplyMode::Reverse)]
+    pub reply: ReplyMode,
+
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Load a target that is neither loopback nor a Unix socket. Only
+    /// for hosts you are responsible for: this floods them.
+    #[arg(long)]
+    pub allow_remote: bool,
 }
 
 impl std::fmt::Display for ReplyMode {

@@ -140,7 +140,17 @@ impl Client {
         })
     }
 
-    fn explain_io(&self, e: io::Error, what: &str) -> anyhow::Error {
+    /// The connected socket, for `dgecho bench`, which drives it with
+    /// `sendmmsg`/`recvmmsg` after a first [`Client::exchange`].
+    pub(crate) fn socket_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        match &self.conn {
+            Conn::Unix { sock, .. } => sock.as_fd(),
+            Conn::Udp(sock) => sock.as_fd(),
+        }
+    }
+
+    pub(crate) fn explain_io(&self, e: io::Error, what: &str) -> anyhow::Error {
         let target = &self.target;
         match e.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => anyhow!(
@@ -164,7 +174,7 @@ impl Client {
 /// A Unix datagram socket bound to an automatic abstract address (Linux
 /// autobind) or to `path`. Bound either way, it has an address the daemon
 /// can reply to; an abstract one also works across users and private /tmp.
-fn unix_socket(path: Option<&Path>) -> Result<(UnixDatagram, Option<PathBuf>)> {
+pub(crate) fn unix_socket(path: Option<&Path>) -> Result<(UnixDatagram, Option<PathBuf>)> {
     match path {
         Some(p) => {
             let sock = UnixDatagram::bind(p).with_context(|| {
@@ -194,7 +204,7 @@ fn unix_socket(path: Option<&Path>) -> Result<(UnixDatagram, Option<PathBuf>)> {
 /// A UDP socket on an ephemeral port, connected to the first address of
 /// `target` that accepts it. Connecting makes the kernel deliver only the
 /// target's replies and report "port unreachable" as an error.
-fn udp_socket(target: &Addr) -> Result<UdpSocket> {
+pub(crate) fn udp_socket(target: &Addr) -> Result<UdpSocket> {
     let addrs = target
         .resolve()
         .with_context(|| format!("cannot resolve the host of {target}"))?;

@@ -19,6 +19,8 @@
 //!   exit.
 //! - [`notify`]: `sd_notify` over path and abstract sockets.
 //! - [`client`]: `dgecho client` and its explanations of failures.
+//! - [`bench`]: `dgecho bench`, a batched load generator that checks every
+//!   reply and reports replies/s, loss and RTT percentiles.
 //! - [`logging`]: journal-aware log format.
 //!
 //! `main.rs` only parses, sets up logging, dispatches and maps errors to an
@@ -26,6 +28,7 @@
 
 pub mod activation;
 pub mod addr;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod daemon;

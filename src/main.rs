@@ -7,7 +7,7 @@ use clap::Parser;
 use dgecho::activation::ListenEnv;
 use dgecho::cli::{Cli, Command};
 use dgecho::notify::Notifier;
-use dgecho::{client, daemon, logging};
+use dgecho::{bench, client, daemon, logging};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Serve(args) => daemon::run(args, &listen_env, &Notifier::from_env()),
         Command::Client(args) => client::run(args, cli.verbose > 0),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
