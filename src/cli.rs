@@ -113,17 +113,17 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(override_usage = "dgecho client [OPTIONS] [ADDR] [MESSAGE]...")]
 pub struct ClientArgs {
-    /// Where to send. Default: /run/dgecho/dgecho.sock when it exists,
-    /// otherwise the Unix socket that `dgecho serve` binds by default.
-    #[arg(value_name = "ADDR")]
-    pub addr: Option<Addr>,
-
-    /// The message, words joined by single spaces. Without it, each line of
+    /// [ADDR] [MESSAGE]...: where to send, then the message, its words
+    /// joined by single spaces. The first word is the address when it looks
+    /// like one (see ADDRESSES); otherwise the default is used:
+    /// /run/dgecho/dgecho.sock when it exists, else the Unix socket that
+    /// `dgecho serve` binds by default. Without a message, each line of
     /// standard input is sent as one datagram. Put `--` before a message
     /// that starts with '-'.
-    #[arg(value_name = "MESSAGE")]
-    pub message: Vec<String>,
+    #[arg(value_name = "WORDS")]
+    pub words: Vec<String>,
 
     /// Seconds to wait for each reply.
     #[arg(short, long, value_name = "SECONDS", default_value = "2",
@@ -179,6 +179,29 @@ impl std::fmt::Display for ReplyMode {
             ReplyMode::Reverse => "reverse",
             ReplyMode::Echo => "echo",
         })
+    }
+}
+
+impl ClientArgs {
+    /// Splits the words into the address, when the first word looks like
+    /// one, and the message. A word that looks like an address but is not a
+    /// valid one is an error rather than a message sent somewhere else.
+    pub fn addr_and_message(&self) -> Result<(Option<Addr>, &[String]), crate::addr::AddrError> {
+        let Some(first) = self.words.first() else {
+            return Ok((None, &self.words));
+        };
+        let looks_like_addr = first.starts_with("unix:")
+            || first.starts_with("udp:")
+            || first.starts_with('[')
+            || first.contains('/')
+            || first.rsplit_once(':').is_some_and(|(_, port)| {
+                !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+            });
+        if looks_like_addr {
+            Ok((Some(first.parse()?), &self.words[1..]))
+        } else {
+            Ok((None, &self.words))
+        }
     }
 }
 
@@ -266,6 +289,32 @@ mod tests {
         let err = parse_ports("7,echo").unwrap_err();
         assert!(err.contains("'echo' is not a port number"), "{err}");
         assert!(err.contains("'none'"), "{err}");
+    }
+
+    fn client(words: &[&str]) -> ClientArgs {
+        ClientArgs {
+            words: words.iter().map(|w| w.to_string()).collect(),
+            timeout: Duration::from_secs(2),
+            bind: None,
+        }
+    }
+
+    #[test]
+    fn client_words() {
+        let c = client(&["hello", "world"]);
+        assert_eq!(c.addr_and_message().unwrap(), (None, &c.words[..]));
+        let c = client(&["127.0.0.1:7", "hi"]);
+        let (addr, msg) = c.addr_and_message().unwrap();
+        assert_eq!(addr.unwrap().to_string(), "udp:127.0.0.1:7");
+        assert_eq!(msg, ["hi"]);
+        let c = client(&["/run/x.sock"]);
+        assert!(c.addr_and_message().unwrap().0.is_some());
+        let c = client(&["note:", "this"]);
+        assert_eq!(c.addr_and_message().unwrap().0, None);
+        for bad in ["::1:7", "host:99999", "unix:", "udp:x"] {
+            assert!(client(&[bad, "x"]).addr_and_message().is_err(), "{bad}");
+        }
+        assert_eq!(client(&[]).addr_and_message().unwrap(), (None, &[][..]));
     }
 
     #[test]

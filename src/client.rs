@@ -362,7 +362,8 @@ fn seconds(d: Duration) -> String {
 
 /// Runs `dgecho client`.
 pub fn run(args: &ClientArgs, verbose: bool) -> Result<()> {
-    let target = args.addr.clone().unwrap_or_else(default_addr);
+    let (addr, message) = args.addr_and_message()?;
+    let target = addr.unwrap_or_else(default_addr);
     let mut client = Client::connect(&target, args.bind.as_deref(), args.timeout)?;
     let mut out = io::stdout().lock();
     let mut answer = |client: &mut Client, msg: &[u8]| -> Result<()> {
@@ -380,8 +381,8 @@ pub fn run(args: &ClientArgs, verbose: bool) -> Result<()> {
         }
         Ok(())
     };
-    if !args.message.is_empty() {
-        return answer(&mut client, args.message.join(" ").as_bytes());
+    if !message.is_empty() {
+        return answer(&mut client, message.join(" ").as_bytes());
     }
     let stdin = io::stdin();
     let interactive = stdin.is_terminal();

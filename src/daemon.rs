@@ -60,9 +60,13 @@ enum Exit {
 }
 
 /// Runs `dgecho serve` until SIGTERM/SIGINT or the idle timeout.
-pub fn run(args: &ServeArgs, listen_env: &ListenEnv, notifier: &Notifier) -> Result<()> {
+pub fn run(args: &ServeArgs, listen_env: &ListenEnv) -> Result<()> {
     let watchdog = notify::watchdog_interval();
+    // Take the passed-in fds before opening anything: a new fd (such as the
+    // notify socket's) would otherwise reuse the number of a passed fd that
+    // turned out to be closed, and be mistaken for it.
     let mut listeners = activation::listeners(listen_env)?;
+    let notifier = &Notifier::from_env();
     let passed = listeners.len();
     for addr in &args.listen {
         listeners.extend(Listener::bind(addr)?);
@@ -95,7 +99,7 @@ pub fn run(args: &ServeArgs, listen_env: &ListenEnv, notifier: &Notifier) -> Res
     signals
         .thread_block()
         .context("cannot block SIGTERM and SIGINT")?;
-    let sigfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC)
+    let sigfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("cannot create a signalfd")?;
 
     let opts = Options {
@@ -163,13 +167,16 @@ fn supervise(
         let wait = deadline.saturating_duration_since(now);
         let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
         let mut fds = [PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(ms)) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        let readable = match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(n) => n > 0,
+            Err(nix::errno::Errno::EINTR) => false,
             Err(e) => return Err(e).context("poll on the signalfd failed"),
-        }
-        if let Some(info) = sigfd.read_signal().context("cannot read the signalfd")? {
-            let sig = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGTERM);
-            return Ok(Exit::Signal(sig));
+        };
+        if readable {
+            if let Some(info) = sigfd.read_signal().context("cannot read the signalfd")? {
+                let sig = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGTERM);
+                return Ok(Exit::Signal(sig));
+            }
         }
         if let Some(label) = server.failed() {
             bail!("the loop on {label} ended unexpectedly");

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use dgecho::activation::ListenEnv;
 use dgecho::cli::{Cli, Command};
-use dgecho::notify::Notifier;
 use dgecho::{bench, client, daemon, logging};
 
 fn main() -> ExitCode {
@@ -17,7 +16,7 @@ fn main() -> ExitCode {
     logging::init(cli.verbose, cli.quiet);
 
     let result = match &cli.command {
-        Command::Serve(args) => daemon::run(args, &listen_env, &Notifier::from_env()),
+        Command::Serve(args) => daemon::run(args, &listen_env),
         Command::Client(args) => client::run(args, cli.verbose > 0),
         Command::Bench(args) => bench::run(args),
     };
@@ -34,7 +33,12 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("{prefix}  caused by: {cause}");
             }
-            ExitCode::FAILURE
+            // A bad address is a usage error, as when clap rejects one.
+            if err.downcast_ref::<dgecho::addr::AddrError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

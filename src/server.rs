@@ -232,7 +232,10 @@ impl Peer for UnixAddr {
         None
     }
     fn is_unbound(&self) -> bool {
-        self.is_unnamed()
+        // An unbound sender's address has no path bytes at all (the kernel
+        // may report a length of 0). Check the length first: nix's
+        // `is_unnamed` asserts that the family field is present.
+        (SockaddrLike::len(self) as usize) <= std::mem::size_of::<nix::libc::sa_family_t>()
     }
 }
 
