@@ -187,21 +187,23 @@ impl DaemonBuilder {
             child
         };
         let log = Arc::new(Mutex::new(String::new()));
+        let mut reader = None;
         if piped {
             let stderr = child.stderr.take().unwrap();
             let log = log.clone();
-            std::thread::spawn(move || {
+            reader = Some(std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     let mut l = log.lock().unwrap();
                     l.push_str(&line);
                     l.push('\n');
                 }
-            });
+            }));
         }
         Daemon {
             child,
             notify,
             log,
+            reader,
             messages: Vec::new(),
             sockets: self.sockets.into_iter().map(|(fd, _)| fd).collect(),
         }
@@ -213,6 +215,9 @@ pub struct Daemon {
     pub child: Child,
     notify: UnixDatagram,
     log: Arc<Mutex<String>>,
+    /// Collects stderr until EOF; joined once the daemon has exited, so that
+    /// its last words are in `log`.
+    reader: Option<std::thread::JoinHandle<()>>,
     /// Every notify message received so far.
     pub messages: Vec<String>,
     /// The test's own copies of the passed sockets: they outlive the
@@ -321,7 +326,11 @@ impl Daemon {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, start.elapsed());
+                let took = start.elapsed();
+                if let Some(r) = self.reader.take() {
+                    r.join().unwrap();
+                }
+                return (status, took);
             }
             assert!(
                 start.elapsed() < WAIT,
