@@ -38,7 +38,9 @@
 #      also written to /var/lib/dgecho-e2e/status inside, read from the upper
 #      layer, so a container that died before the test ran is not a pass;
 #   6. on failure the container's journal is printed from the upper layer
-#      with journalctl -D.
+#      with journalctl -D. A test may write a one-line summary (such as
+#      "N passed, N failed") to /var/lib/dgecho-e2e/summary: it is printed
+#      last, on the host.
 set -euo pipefail
 
 SUITE=bookworm
@@ -72,6 +74,11 @@ if [ "${1:-}" = --inner ]; then
         exit 1
     fi
     [ "$(stat -c %d "$merged")" != "$(stat -c %d /)" ] || die "overlay not mounted on $merged"
+    # nspawn keeps per-container state under /run/systemd/nspawn: give it a
+    # tmpfs of our own there, so nothing is left in the host's /run (which
+    # need not be a tmpfs where the host does not run systemd).
+    mkdir -p /run/systemd/nspawn
+    mount -t tmpfs -o mode=0755 dgecho-e2e /run/systemd/nspawn
     # systemd-nspawn refuses a tree without os-release or with PID 1 missing.
     [ -x "$merged/lib/systemd/systemd" ] || die "no systemd in the rootfs"
     rc=0
@@ -274,4 +281,5 @@ if [ "$rc" != 0 ]; then
     journalctl -D "$up/var/log/journal" --no-pager -o short-monotonic 2>&1 | tail -n "${DGECHO_E2E_JOURNAL_LINES:-400}" >&2 || true
     log "---- end of container journal ----"
 fi
+[ ! -s "$up/var/lib/dgecho-e2e/summary" ] || head -n 1 "$up/var/lib/dgecho-e2e/summary"
 exit "$rc"
