@@ -1,14 +1,22 @@
-//! The echo loop: one thread per socket, each a raw `recvmsg`/`sendto` loop.
+//! The echo loop: one thread per socket.
 //!
 //! [`Server::start`] takes sockets that are already bound, from systemd or
 //! from a test's `127.0.0.1:0`, so the loop can be exercised without systemd.
 //! [`Server::stop`] is the stop trigger.
 //!
 //! # The hot path
-//! Per datagram a worker makes exactly two syscalls (`recvmsg` and
-//! `sendto`), touches only its own buffer, allocated once, and publishes its
-//! counters with relaxed atomic stores. Nothing is formatted unless trace
-//! logging is on or a drop must be reported; reports are rate-limited.
+//! UDP sockets are served with `recvmmsg`/`sendmmsg`: one call takes up to
+//! [`BATCH`] queued datagrams, blocking only for the first (so a lone
+//! datagram is answered at once, with no added latency), and one call sends
+//! their replies in arrival order. Measured with `tests/bench/run.sh`, this
+//! answers more datagrams per CPU second than one call per datagram under
+//! load, and the same in ping-pong. Unix sockets keep one `recvmsg` plus
+//! one `sendto` per datagram (see [`serve_single`] for why).
+//!
+//! Every datagram goes through one pure decision, [`verdict`]. A worker
+//! touches only its own buffers, allocated once, and publishes its counters
+//! with relaxed atomic stores. Nothing is formatted unless trace logging is
+//! on or a drop must be reported; reports are rate-limited.
 //!
 //! # Stopping without losing datagrams
 //! Sockets carry a receive timeout (`SO_RCVTIMEO`, [`TICK`]) so an idle
@@ -19,7 +27,7 @@
 //! fd before every receive.
 
 use std::fmt;
-use std::io::IoSliceMut;
+use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -30,7 +38,8 @@ use anyhow::{Context, Result};
 use log::{Level, debug, log_enabled, trace, warn};
 use nix::errno::Errno;
 use nix::sys::socket::{
-    MsgFlags, SockaddrIn, SockaddrIn6, SockaddrLike, UnixAddr, recvmsg, sendto, setsockopt, sockopt,
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6, SockaddrLike, UnixAddr,
+    recvmmsg, recvmsg, sendmmsg, sendto, setsockopt, sockopt,
 };
 use nix::sys::time::TimeVal;
 
@@ -45,6 +54,11 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// IPv4, 65,527 on IPv6). A Unix datagram that does not fit is detected
 /// with `MSG_TRUNC` and dropped, never answered with a partial copy.
 pub const BUFFER_SIZE: usize = 65536;
+
+/// The most UDP datagrams one `recvmmsg`/`sendmmsg` call handles. 16
+/// amortises the system call well while the worst case, 16 slots filled
+/// by 64 KiB datagrams, keeps the resident size near 1 MiB per socket.
+pub const BATCH: usize = 16;
 
 /// The smallest interval between two reports of the same kind of drop from
 /// one worker, so a flood of bad datagrams cannot flood the journal.
@@ -152,9 +166,9 @@ impl Server {
                 .name(format!("dgecho-{i}"))
                 .spawn(move || {
                     let r = match listener.family() {
-                        Family::Unix => serve::<UnixAddr>(&listener, &o, &c, &s),
-                        Family::Inet => serve::<SockaddrIn>(&listener, &o, &c, &s),
-                        Family::Inet6 => serve::<SockaddrIn6>(&listener, &o, &c, &s),
+                        Family::Unix => serve_single::<UnixAddr>(&listener, &o, &c, &s),
+                        Family::Inet => serve_batched::<SockaddrIn>(&listener, &o, &c, &s),
+                        Family::Inet6 => serve_batched::<SockaddrIn6>(&listener, &o, &c, &s),
                     };
                     c.finished.store(true, Relaxed);
                     r.with_context(|| format!("the loop on {listener} stopped"))
@@ -328,8 +342,187 @@ impl fmt::Display for Preview<'_> {
     }
 }
 
-/// The loop for one socket, for senders of address type `P`.
-fn serve<P: Peer>(
+/// What to do with one received datagram. This is the whole per-datagram
+/// policy, pure and separate from the system calls, so that both loops
+/// share it and later rules (a per-source rate limit, say) slot in here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Reply,
+    /// A Unix sender with no address.
+    Unbound,
+    /// Larger than the buffer ([`BUFFER_SIZE`]).
+    Truncated,
+    /// A loop-guarded UDP source port.
+    Guarded(u16),
+}
+
+fn verdict<P: Peer>(len: usize, truncated: bool, peer: Option<&P>, guard: &[u16]) -> Verdict {
+    let Some(peer) = peer.filter(|p| !p.is_unbound()) else {
+        return Verdict::Unbound;
+    };
+    if truncated || len > BUFFER_SIZE {
+        return Verdict::Truncated;
+    }
+    match peer.port().filter(|p| guard.contains(p)) {
+        Some(port) => Verdict::Guarded(port),
+        None => Verdict::Reply,
+    }
+}
+
+/// One worker's view of its socket: options, counters (plain locals,
+/// published with relaxed stores) and the rate limits of its reports.
+struct Ctx<'a> {
+    listener: &'a Listener,
+    reverse: bool,
+    guard: &'a [u16],
+    counters: &'a Counters,
+    received: u64,
+    answered: u64,
+    unbound: u64,
+    truncated: u64,
+    guarded: u64,
+    failed: u64,
+    ticks: u64,
+    report: [RateLimit; 5],
+}
+
+impl<'a> Ctx<'a> {
+    fn new(listener: &'a Listener, opts: &'a Options, counters: &'a Counters) -> Ctx<'a> {
+        Ctx {
+            listener,
+            reverse: opts.reply == ReplyMode::Reverse,
+            guard: &opts.guard_ports,
+            counters,
+            received: 0,
+            answered: 0,
+            unbound: 0,
+            truncated: 0,
+            guarded: 0,
+            failed: 0,
+            ticks: 0,
+            report: Default::default(),
+        }
+    }
+
+    fn tick(&mut self) {
+        self.ticks += 1;
+        self.counters.ticks.store(self.ticks, Relaxed);
+    }
+
+    /// A receive error: fatal for the socket, or reported and skipped.
+    fn recv_error(&mut self, e: Errno) -> Result<()> {
+        match e {
+            Errno::EAGAIN => self.tick(),
+            Errno::EINTR => {}
+            Errno::EBADF | Errno::ENOTSOCK | Errno::EINVAL | Errno::EFAULT => {
+                return Err(e).context("receiving failed");
+            }
+            // Anything else (ENOMEM, a pending ICMP error) belongs to one
+            // datagram or peer, never to the socket: keep going.
+            _ => {
+                if let Some(n) = self.report[4].due() {
+                    warn!(
+                        "receiving on {} failed: {e}; continuing{}",
+                        self.listener,
+                        suppressed(n)
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts one received datagram, decides, and on [`Verdict::Reply`]
+    /// turns `data` into the reply and returns the peer to send it to.
+    fn handle<P: Peer>(
+        &mut self,
+        data: &mut [u8],
+        len: usize,
+        truncated: bool,
+        peer: Option<P>,
+    ) -> Option<P> {
+        self.received += 1;
+        self.counters.received.store(self.received, Relaxed);
+        let listener = self.listener;
+        match verdict(len, truncated, peer.as_ref(), self.guard) {
+            Verdict::Reply => {}
+            Verdict::Unbound => {
+                self.unbound += 1;
+                self.counters.unbound.store(self.unbound, Relaxed);
+                if let Some(n) = self.report[0].due() {
+                    warn!(
+                        "not answering a datagram on {listener} from a sender with no address: \
+                         the client must bind its socket (dgecho client does){}",
+                        suppressed(n)
+                    );
+                }
+                return None;
+            }
+            Verdict::Truncated => {
+                self.truncated += 1;
+                self.counters.truncated.store(self.truncated, Relaxed);
+                if let Some(n) = self.report[1].due() {
+                    let from = peer.map(|p| p.to_string()).unwrap_or_default();
+                    warn!(
+                        "not answering a {len}-byte datagram on {listener} from {from}: \
+                         larger than the {BUFFER_SIZE}-byte buffer; send at most {BUFFER_SIZE} bytes{}",
+                        suppressed(n)
+                    );
+                }
+                return None;
+            }
+            Verdict::Guarded(port) => {
+                self.guarded += 1;
+                self.counters.guarded.store(self.guarded, Relaxed);
+                if let Some(n) = self.report[2].due() {
+                    let from = peer.map(|p| p.to_string()).unwrap_or_default();
+                    warn!(
+                        "not answering {from} on {listener}: source port {port} is loop-guarded \
+                         (it could be another echo service; see --guard-ports){}",
+                        suppressed(n)
+                    );
+                }
+                return None;
+            }
+        }
+        let peer = peer?;
+        if log_enabled!(Level::Trace) {
+            trace!(
+                "got {len} bytes {} from {peer} on {listener}",
+                Preview(data)
+            );
+        }
+        if self.reverse {
+            data.reverse();
+        }
+        Some(peer)
+    }
+
+    fn sent(&mut self, n: usize) {
+        self.answered += n as u64;
+        self.counters.answered.store(self.answered, Relaxed);
+    }
+
+    fn send_failed<P: Peer>(&mut self, e: Errno, peer: &P) {
+        self.failed += 1;
+        self.counters.send_failed.store(self.failed, Relaxed);
+        if let Some(n) = self.report[3].due() {
+            warn!(
+                "cannot reply to {peer} on {}: {e}: {}{}",
+                self.listener,
+                send_hint(e),
+                suppressed(n)
+            );
+        }
+    }
+}
+
+/// The loop for one socket, one `recvmsg` and one `sendto` per datagram.
+/// Used for Unix sockets: nix 0.32's `recvmmsg` never resets
+/// `msg_namelen` between calls, so a slot that once held a short Unix
+/// address would truncate a longer one later, and replies would go astray.
+/// (UDP addresses always have the same length, see [`serve_batched`].)
+fn serve_single<P: Peer>(
     listener: &Listener,
     opts: &Options,
     counters: &Counters,
@@ -337,26 +530,8 @@ fn serve<P: Peer>(
 ) -> Result<()> {
     let fd = listener.as_fd().as_raw_fd();
     let mut buf = vec![0u8; BUFFER_SIZE];
-    let reverse = opts.reply == ReplyMode::Reverse;
-    let guard: &[u16] = &opts.guard_ports;
-    let (
-        mut received,
-        mut answered,
-        mut unbound,
-        mut truncated,
-        mut guarded,
-        mut failed,
-        mut ticks,
-    ) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
-    let mut report = [
-        RateLimit::default(),
-        RateLimit::default(),
-        RateLimit::default(),
-        RateLimit::default(),
-        RateLimit::default(),
-    ];
-    debug!("loop started on {listener}");
-
+    let mut ctx = Ctx::new(listener, opts, counters);
+    debug!("loop started on {listener}, one datagram per system call");
     while !stop.load(Relaxed) {
         let (len, flags, peer) = {
             let mut iov = [IoSliceMut::new(&mut buf)];
@@ -364,92 +539,109 @@ fn serve<P: Peer>(
             // so an oversized one is seen and never half-answered.
             match recvmsg::<P>(fd, &mut iov, None, MsgFlags::MSG_TRUNC) {
                 Ok(m) => (m.bytes, m.flags, m.address),
-                Err(Errno::EAGAIN) => {
-                    ticks += 1;
-                    counters.ticks.store(ticks, Relaxed);
+                Err(e) => {
+                    ctx.recv_error(e)
+                        .with_context(|| format!("on {listener}"))?;
                     continue;
                 }
-                Err(Errno::EINTR) => continue,
-                Err(e @ (Errno::EBADF | Errno::ENOTSOCK | Errno::EINVAL | Errno::EFAULT)) => {
-                    return Err(e).context("recvmsg failed");
+            }
+        };
+        let truncated = flags.contains(MsgFlags::MSG_TRUNC);
+        let data = &mut buf[..len.min(BUFFER_SIZE)];
+        if let Some(peer) = ctx.handle(data, len, truncated, peer) {
+            match sendto(fd, data, &peer, MsgFlags::MSG_DONTWAIT) {
+                Ok(_) => ctx.sent(1),
+                Err(e) => ctx.send_failed(e, &peer),
+            }
+        }
+    }
+    debug!("loop stopped on {listener}");
+    Ok(())
+}
+
+/// The loop for one UDP socket: `recvmmsg` takes up to [`BATCH`] datagrams
+/// (blocking for the first only, so a lone datagram is answered at once)
+/// and one `sendmmsg` sends their replies, in the order received.
+fn serve_batched<P: Peer>(
+    listener: &Listener,
+    opts: &Options,
+    counters: &Counters,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let fd = listener.as_fd().as_raw_fd();
+    // BATCH buffers of BUFFER_SIZE: untouched pages cost no memory, so
+    // small datagrams keep the resident size to a few pages per slot.
+    let mut bufs = vec![0u8; BATCH * BUFFER_SIZE];
+    let mut recv_hdrs = MultiHeaders::<P>::preallocate(BATCH, None);
+    let mut send_hdrs = MultiHeaders::<P>::preallocate(BATCH, None);
+    let mut got: [(usize, bool, Option<P>); BATCH] = [(0, false, None); BATCH];
+    let mut to: [Option<P>; BATCH] = [None; BATCH];
+    let mut slot_of = [0usize; BATCH];
+    let mut ctx = Ctx::new(listener, opts, counters);
+    let no_cmsgs: [ControlMessage<'_>; 0] = [];
+    debug!("loop started on {listener}, up to {BATCH} datagrams per system call");
+    while !stop.load(Relaxed) {
+        let n = {
+            let mut chunks = bufs.chunks_exact_mut(BUFFER_SIZE);
+            let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
+                std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
+            let flags = MsgFlags::MSG_TRUNC | MsgFlags::MSG_WAITFORONE;
+            match recvmmsg(fd, &mut recv_hdrs, iovs.iter_mut(), flags, None) {
+                Ok(msgs) => {
+                    let mut n = 0;
+                    for (g, m) in got.iter_mut().zip(msgs) {
+                        *g = (m.bytes, m.flags.contains(MsgFlags::MSG_TRUNC), m.address);
+                        n += 1;
+                    }
+                    n
                 }
                 Err(e) => {
-                    // Anything else (ENOMEM, a pending ICMP error) belongs to
-                    // one datagram or peer, never to the socket: keep going.
-                    if let Some(n) = report[4].due() {
-                        warn!(
-                            "receiving on {listener} failed: {e}; continuing{}",
-                            suppressed(n)
-                        );
-                    }
+                    ctx.recv_error(e)
+                        .with_context(|| format!("on {listener}"))?;
                     continue;
                 }
             }
         };
-        received += 1;
-        counters.received.store(received, Relaxed);
-
-        let Some(peer) = peer.filter(|p| !p.is_unbound()) else {
-            unbound += 1;
-            counters.unbound.store(unbound, Relaxed);
-            if let Some(n) = report[0].due() {
-                warn!(
-                    "not answering a datagram on {listener} from a sender with no address: \
-                     the client must bind its socket (dgecho client does){}",
-                    suppressed(n)
-                );
+        // Decide on each datagram; the replies keep the arrival order.
+        let mut replies = 0;
+        for (i, &(len, truncated, peer)) in got[..n].iter().enumerate() {
+            let slot = &mut bufs[i * BUFFER_SIZE..(i + 1) * BUFFER_SIZE];
+            let data = &mut slot[..len.min(BUFFER_SIZE)];
+            if let Some(peer) = ctx.handle(data, len, truncated, peer) {
+                to[replies] = Some(peer);
+                slot_of[replies] = i;
+                replies += 1;
             }
-            continue;
-        };
-        if len > buf.len() || flags.contains(MsgFlags::MSG_TRUNC) {
-            truncated += 1;
-            counters.truncated.store(truncated, Relaxed);
-            if let Some(n) = report[1].due() {
-                warn!(
-                    "not answering a {len}-byte datagram on {listener} from {peer}: \
-                     larger than the {BUFFER_SIZE}-byte buffer; send at most {BUFFER_SIZE} bytes{}",
-                    suppressed(n)
-                );
-            }
-            continue;
         }
-        if let Some(port) = peer.port().filter(|p| guard.contains(p)) {
-            guarded += 1;
-            counters.guarded.store(guarded, Relaxed);
-            if let Some(n) = report[2].due() {
-                warn!(
-                    "not answering {peer} on {listener}: source port {port} is loop-guarded \
-                     (it could be another echo service; see --guard-ports){}",
-                    suppressed(n)
-                );
-            }
-            continue;
-        }
-
-        let data = &mut buf[..len];
-        if log_enabled!(Level::Trace) {
-            trace!(
-                "got {len} bytes {} from {peer} on {listener}",
-                Preview(data)
-            );
-        }
-        if reverse {
-            data.reverse();
-        }
-        match sendto(fd, data, &peer, MsgFlags::MSG_DONTWAIT) {
-            Ok(_) => {
-                answered += 1;
-                counters.answered.store(answered, Relaxed);
-            }
-            Err(e) => {
-                failed += 1;
-                counters.send_failed.store(failed, Relaxed);
-                if let Some(n) = report[3].due() {
-                    warn!(
-                        "cannot reply to {peer} on {listener}: {e}: {}{}",
-                        send_hint(e),
-                        suppressed(n)
-                    );
+        let mut done = 0;
+        while done < replies {
+            let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|j| {
+                let k = (done + j).min(replies - 1);
+                let i = slot_of[k];
+                [IoSlice::new(
+                    &bufs[i * BUFFER_SIZE..i * BUFFER_SIZE + got[i].0],
+                )]
+            });
+            match sendmmsg(
+                fd,
+                &mut send_hdrs,
+                &iovs[..replies - done],
+                &to[done..replies],
+                no_cmsgs,
+                MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(r) => {
+                    // sendmmsg stops at the first failure after a success;
+                    // the next call reports that failure.
+                    let k = r.count();
+                    ctx.sent(k);
+                    done += k.max(1);
+                }
+                Err(e) => {
+                    if let Some(peer) = &to[done] {
+                        ctx.send_failed(e, peer);
+                    }
+                    done += 1;
                 }
             }
         }
@@ -549,6 +741,49 @@ mod tests {
         let t = Instant::now();
         server.stop().1.unwrap();
         assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_burst_is_answered_whole_and_in_order() {
+        // More datagrams than one batch, queued before the loop reads them,
+        // with a jumbo one in the middle: every reply arrives, in order.
+        let (server, addr) = udp_server(Options::default());
+        let c = client();
+        let big = vec![7u8; 65507];
+        for i in 0..(3 * BATCH as u32) {
+            if i == BATCH as u32 {
+                c.send_to(&big, addr).unwrap();
+            }
+            c.send_to(&i.to_be_bytes(), addr).unwrap();
+        }
+        let mut buf = vec![0u8; 65536];
+        for i in 0..(3 * BATCH as u32) {
+            if i == BATCH as u32 {
+                assert_eq!(c.recv(&mut buf).unwrap(), 65507);
+            }
+            let n = c.recv(&mut buf).unwrap();
+            let mut want = i.to_be_bytes();
+            want.reverse();
+            assert_eq!(&buf[..n], &want, "reply {i} in order");
+        }
+        assert_eq!(server.stop().0.answered, 3 * BATCH as u64 + 1);
+    }
+
+    #[test]
+    fn verdicts() {
+        let peer: SockaddrIn = "127.0.0.1:4000"
+            .parse::<std::net::SocketAddrV4>()
+            .unwrap()
+            .into();
+        assert_eq!(verdict(5, false, Some(&peer), &[7]), Verdict::Reply);
+        assert_eq!(verdict(5, true, Some(&peer), &[7]), Verdict::Truncated);
+        assert_eq!(
+            verdict(5, false, Some(&peer), &[4000]),
+            Verdict::Guarded(4000)
+        );
+        assert_eq!(verdict::<SockaddrIn>(5, false, None, &[]), Verdict::Unbound);
+        let unnamed = UnixAddr::new_unnamed();
+        assert_eq!(verdict(5, false, Some(&unnamed), &[]), Verdict::Unbound);
     }
 
     #[test]

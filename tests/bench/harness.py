@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of `dgecho serve` against two C baselines.
+
+Called by run.sh, which builds the binaries. Every server is started the way
+systemd starts dgecho: its socket pre-bound by this harness (with the
+SO_RCVBUF of systemd/dgecho.socket's ReceiveBuffer=) and passed as fd 3 with
+LISTEN_FDS/LISTEN_PID, and a NOTIFY_SOCKET owned by the harness, on which we
+wait for READY=1 (the C baselines send it too). Each server runs pinned to
+one CPU inside a cgroup with a fixed CPU quota; `dgecho bench` runs pinned
+to another CPU as the generator.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SO_RCVBUFFORCE = 33
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def receive_buffer():
+    """ReceiveBuffer= from the packaged unit, in bytes."""
+    text = open(os.path.join(ROOT, "systemd", "dgecho.socket")).read()
+    m = re.search(r"^ReceiveBuffer=(\d+)([KMG]?)\s*$", text, re.M)
+    if not m:
+        return None
+    return int(m.group(1)) * {"": 1, "K": 1024, "M": 1 << 20, "G": 1 << 30}[m.group(2)]
+
+
+class Cgroup:
+    """A CPU-quota cgroup: v1 cpu controller, or v2 cpu.max."""
+
+    def __init__(self, share, period_us):
+        self.path = None
+        self.procs = None
+        self.how = "none"
+        quota = int(share * period_us)
+        name = f"dgecho-bench-{os.getpid()}"
+        for base, v2 in (("/sys/fs/cgroup/cpu", False), ("/sys/fs/cgroup", True)):
+            if v2 and not os.path.exists(os.path.join(base, "cgroup.subtree_control")):
+                continue
+            if not v2 and not os.path.exists(os.path.join(base, "cpu.cfs_quota_us")):
+                continue
+            path = os.path.join(base, name)
+            try:
+                os.mkdir(path)
+                if v2:
+                    with open(os.path.join(path, "cpu.max"), "w") as f:
+                        f.write(f"{quota} {period_us}")
+                else:
+                    with open(os.path.join(path, "cpu.cfs_period_us"), "w") as f:
+                        f.write(str(period_us))
+                    with open(os.path.join(path, "cpu.cfs_quota_us"), "w") as f:
+                        f.write(str(quota))
+            except OSError as e:
+                log(f"cgroup {path}: {e}")
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass
+                continue
+            self.path = path
+            self.procs = os.path.join(path, "cgroup.procs")
+            self.how = f"{'v2 cpu.max' if v2 else 'v1 cpu.cfs_quota_us'} {quota}/{period_us} us"
+            break
+
+    def join(self):
+        if self.procs:
+            with open(self.procs, "w") as f:
+                f.write("0")
+
+    def remove(self):
+        if self.path:
+            for _ in range(50):
+                try:
+                    os.rmdir(self.path)
+                    return
+                except OSError:
+                    time.sleep(0.02)
+
+
+class Server:
+    def __init__(self, cmd, transport, tmp, rcvbuf, cpu, cgroup, tag):
+        if transport == "udp":
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            self.addr = f"127.0.0.1:{sock.getsockname()[1]}"
+        else:
+            path = os.path.join(tmp, f"{tag}.sock")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(path)
+            self.addr = path
+        if rcvbuf:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        notify_path = os.path.join(tmp, f"{tag}.notify")
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(notify_path)
+        notify.settimeout(10)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_", "RUST_LOG", "JOURNAL_"))}
+        env.update(NOTIFY_SOCKET=notify_path, LISTEN_FDS="1", LISTEN_FDNAMES="bench")
+        fd = sock.fileno()
+
+        def pre():
+            os.sched_setaffinity(0, {cpu})
+            cgroup.join()
+
+        move = "" if fd == 3 else f"exec 3<&{fd}; exec {fd}<&-; "
+        script = f'{move}export LISTEN_PID=$$; exec "$0" "$@"'
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(["sh", "-c", script] + cmd, env=env, pass_fds=(fd,),
+                                     preexec_fn=pre, stdin=subprocess.DEVNULL)
+        sock.close()
+        try:
+            while True:
+                msg = notify.recv(4096).decode(errors="replace")
+                if any(line == "READY=1" for line in msg.split("\n")):
+                    break
+        except socket.timeout:
+            self.stop()
+            raise SystemExit(f"{cmd[0]} sent no READY=1 within 10 s")
+        self.ready_ms = (time.perf_counter() - t0) * 1000
+        # Kept open (and unread) so STATUS= updates find a listener.
+        self.notify, self.notify_path = notify, notify_path
+
+    def hwm_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return None
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if hasattr(self, "notify"):
+            self.notify.close()
+            os.unlink(self.notify_path)
+
+
+def bench(dgecho, addr, window, size, duration, cpu):
+    cmd = [dgecho, "bench", addr, "--window", str(window), "--size", str(size),
+           "--duration", str(duration), "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30,
+                         preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+def machine():
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs, {model}, Linux {os.uname().release}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dgecho", required=True)
+    ap.add_argument("--plain", required=True)
+    ap.add_argument("--mmsg", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--share", type=float, default=0.30)
+    ap.add_argument("--period-us", type=int, default=10000)
+    ap.add_argument("--duration", type=float)
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--serve-args", default="", help="extra arguments for dgecho serve")
+    ap.add_argument("--raw", help="write every bench report (JSON lines) here")
+    ap.add_argument("--compare", metavar="PATH",
+                    help="also run another dgecho build (e.g. an older commit) as 'other'")
+    a = ap.parse_args()
+    duration = a.duration or (0.5 if a.quick else 2.0)
+    rounds = a.rounds or (1 if a.quick else 3)
+    ncpu = os.cpu_count()
+    server_cpu, gen_cpu = (0, 1) if ncpu >= 2 else (0, 0)
+    rcvbuf = receive_buffer()
+    cgroup = Cgroup(a.share, a.period_us)
+    tmp = tempfile.mkdtemp(prefix="dgecho-bench-")
+    servers = {
+        "plain": [a.plain],
+        "mmsg": [a.mmsg],
+        "dgecho": [a.dgecho, "serve", "-q"] + a.serve_args.split(),
+    }
+    if a.compare:
+        servers["other"] = [a.compare, "serve", "-q"] + a.serve_args.split()
+    log(f"machine: {machine()}")
+    log(f"server on CPU {server_cpu}, generator on CPU {gen_cpu}; quota: {cgroup.how}; "
+        f"SO_RCVBUF(FORCE) {rcvbuf} (ReceiveBuffer= of systemd/dgecho.socket)")
+    if cgroup.how == "none":
+        log("WARNING: no CPU quota could be set; replies/s then measures the generator too")
+    results = {}
+    raw = open(a.raw, "w") if a.raw else None
+    hwm = 0
+    ready = {k: [] for k in servers}
+    configs = [(t, s, w) for t in ("udp", "unix") for s in (64, 1400) for w in (1, 256)]
+    try:
+        n = 0
+        for r in range(rounds):
+            for (t, s, w) in configs:
+                for name, cmd in servers.items():
+                    n += 1
+                    srv = Server(cmd, t, tmp, rcvbuf, server_cpu, cgroup, f"{name}{n}")
+                    ready[name].append(srv.ready_ms)
+                    try:
+                        rep = bench(a.dgecho, srv.addr, w, s, duration, gen_cpu)
+                        if name == "dgecho":
+                            hwm = max(hwm, srv.hwm_kib() or 0)
+                    finally:
+                        srv.stop()
+                    rep.update(server=name, transport=t, round=r)
+                    if raw:
+                        raw.write(json.dumps(rep) + "\n")
+                    results.setdefault((t, s, w, name), []).append(rep)
+                    log(f"round {r + 1}/{rounds} {t:4} {s:5} B window {w:3} {name:6}: "
+                        f"{rep['replies_per_s']:9.0f}/s p50 {rep['rtt_p50_us']:7.1f} us "
+                        f"lost {rep['lost']} mismatched {rep['mismatched']}")
+    finally:
+        cgroup.remove()
+        if raw:
+            raw.close()
+
+    def med(t, s, w, name, key):
+        return statistics.median(x[key] for x in results[(t, s, w, name)])
+
+    def total(t, s, w, name, key):
+        return sum(x[key] for x in results[(t, s, w, name)])
+
+    print(f"Machine: {machine()}")
+    print(f"Server CPU share: {cgroup.how} (server on CPU {server_cpu}, generator "
+          f"`dgecho bench` on CPU {gen_cpu}); {rounds} round(s) of {duration} s per cell, "
+          f"medians shown; SO_RCVBUF {rcvbuf} bytes as in dgecho.socket.")
+    print()
+    print("| transport | size | window | plain /s | mmsg /s | dgecho /s | efficiency "
+          "| p50 plain µs | p50 mmsg µs | p50 dgecho µs | p50 ratio | lost (p/m/d) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    worst_eff, worst_p50 = None, None
+    loss256 = 0
+    for (t, s, w) in configs:
+        rate = {k: med(t, s, w, k, "replies_per_s") for k in servers}
+        p50 = {k: med(t, s, w, k, "rtt_p50_us") for k in servers}
+        lost = {k: total(t, s, w, k, "lost") for k in servers}
+        best = max(rate["plain"], rate["mmsg"])
+        eff = rate["dgecho"] / best if best else float("nan")
+        fast = min(p50["plain"], p50["mmsg"])
+        ratio = p50["dgecho"] / fast if fast else float("nan")
+        if w == 256:
+            worst_eff = eff if worst_eff is None else min(worst_eff, eff)
+            loss256 += lost["dgecho"]
+        else:
+            worst_p50 = ratio if worst_p50 is None else max(worst_p50, ratio)
+        print(f"| {t} | {s} | {w} | {rate['plain']:.0f} | {rate['mmsg']:.0f} | "
+              f"{rate['dgecho']:.0f} | {eff:.3f} | {p50['plain']:.1f} | {p50['mmsg']:.1f} | "
+              f"{p50['dgecho']:.1f} | {ratio:.3f} | "
+              f"{lost['plain']}/{lost['mmsg']}/{lost['dgecho']} |")
+    print()
+    startup = statistics.median(ready["dgecho"])
+    startup_plain = statistics.median(ready["plain"])
+    print("| figure | target | measured |")
+    print("|---|---|---|")
+    print(f"| replies/s at the fixed share, window 256, worst cell (vs better baseline) "
+          f"| >= 0.97 | {worst_eff:.3f} |")
+    print(f"| ping-pong RTT p50, worst cell (vs better baseline) | <= 1.05 | {worst_p50:.3f} |")
+    print(f"| peak RSS of dgecho serve (VmHWM) | < 4 MiB | {hwm} KiB |")
+    print(f"| start-up to READY=1 (median of {len(ready['dgecho'])}, incl. fork+exec) "
+          f"| reported | {startup:.1f} ms (C baseline {startup_plain:.1f} ms) |")
+    print(f"| datagrams lost by dgecho at window 256 (all cells) | 0 | {loss256} |")
+
+
+if __name__ == "__main__":
+    main()
