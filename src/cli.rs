@@ -105,6 +105,14 @@ pub struct ServeArgs {
           value_parser = parse_ports)]
     pub guard_ports: GuardPorts,
 
+    /// Threads per socket, all serving the same socket. More than 1 only
+    /// helps with more than one CPU and heavy load, and may reorder the
+    /// replies to one sender; ReusePort= sockets from systemd scale
+    /// without reordering (see tests/bench/RESULTS.md).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+
     /// Exit cleanly after this long without a datagram (e.g. 30s, 5m, 1h).
     /// Under socket activation, systemd starts dgecho again on the next
     /// datagram, which waits in the socket meanwhile.

@@ -105,6 +105,7 @@ pub fn run(args: &ServeArgs, listen_env: &ListenEnv) -> Result<()> {
     let opts = Options {
         reply: args.reply,
         guard_ports: args.guard_ports.0.clone(),
+        workers: usize::from(args.workers),
     };
     let count = listeners.len();
     let server = Server::start(listeners, &opts)?;

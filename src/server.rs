@@ -1,4 +1,5 @@
-//! The echo loop: one thread per socket.
+//! The echo loop: one thread per socket (`--workers N`: N threads
+//! sharing each socket).
 //!
 //! [`Server::start`] takes sockets that are already bound, from systemd or
 //! from a test's `127.0.0.1:0`, so the loop can be exercised without systemd.
@@ -11,9 +12,9 @@
 //! their replies in arrival order. Measured with `tests/bench/run.sh`, this
 //! answers more datagrams per CPU second than one call per datagram under
 //! load, and the same in ping-pong. Unix sockets keep one `recvmsg` plus
-//! one `sendto` per datagram (see [`serve_single`] for why).
+//! one `sendto` per datagram (see `serve_single` for why).
 //!
-//! Every datagram goes through one pure decision, [`verdict`]. A worker
+//! Every datagram goes through one pure decision, `verdict`. A worker
 //! touches only its own buffers, allocated once, and publishes its counters
 //! with relaxed atomic stores. Nothing is formatted unless trace logging is
 //! on or a drop must be reported; reports are rate-limited.
@@ -70,6 +71,11 @@ pub struct Options {
     pub reply: ReplyMode,
     /// UDP source ports never answered (the loop guard).
     pub guard_ports: Vec<u16>,
+    /// Threads per socket, all receiving from the same fd; 0 means 1.
+    /// With more than one, two datagrams from the same sender can be
+    /// answered out of order; `ReusePort=` sockets (one flow, one socket)
+    /// keep the order.
+    pub workers: usize,
 }
 
 /// Counters of one worker. Each is written by that worker only, so a relaxed
@@ -151,34 +157,48 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts one worker thread per socket.
+    /// Starts `opts.workers` threads per socket (at least one), all
+    /// serving the same socket.
     pub fn start(listeners: Vec<Listener>, opts: &Options) -> Result<Server> {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut workers = Vec::with_capacity(listeners.len());
+        let per_socket = opts.workers.max(1);
+        let mut workers = Vec::with_capacity(listeners.len() * per_socket);
         for (i, listener) in listeners.into_iter().enumerate() {
             let timeout = TimeVal::new(TICK.as_secs() as _, TICK.subsec_micros() as _);
             setsockopt(&listener, sockopt::ReceiveTimeout, &timeout)
                 .with_context(|| format!("cannot set a receive timeout on {listener}"))?;
-            let label = listener.to_string();
-            let counters = Arc::new(Counters::default());
-            let (c, s, o) = (counters.clone(), stop.clone(), opts.clone());
-            let handle = std::thread::Builder::new()
-                .name(format!("dgecho-{i}"))
-                .spawn(move || {
-                    let r = match listener.family() {
-                        Family::Unix => serve_single::<UnixAddr>(&listener, &o, &c, &s),
-                        Family::Inet => serve_batched::<SockaddrIn>(&listener, &o, &c, &s),
-                        Family::Inet6 => serve_batched::<SockaddrIn6>(&listener, &o, &c, &s),
-                    };
-                    c.finished.store(true, Relaxed);
-                    r.with_context(|| format!("the loop on {listener} stopped"))
-                })
-                .context("cannot start a worker thread")?;
-            workers.push(Worker {
-                label,
-                counters,
-                handle,
-            });
+            let listener = Arc::new(listener);
+            for w in 0..per_socket {
+                let label = if per_socket == 1 {
+                    listener.to_string()
+                } else {
+                    format!("{listener} (worker {w})")
+                };
+                let counters = Arc::new(Counters::default());
+                let (l, c, s, o) = (
+                    listener.clone(),
+                    counters.clone(),
+                    stop.clone(),
+                    opts.clone(),
+                );
+                let handle = std::thread::Builder::new()
+                    .name(format!("dgecho-{i}-{w}"))
+                    .spawn(move || {
+                        let r = match l.family() {
+                            Family::Unix => serve_single::<UnixAddr>(&l, &o, &c, &s),
+                            Family::Inet => serve_batched::<SockaddrIn>(&l, &o, &c, &s),
+                            Family::Inet6 => serve_batched::<SockaddrIn6>(&l, &o, &c, &s),
+                        };
+                        c.finished.store(true, Relaxed);
+                        r.with_context(|| format!("the loop on {l} stopped"))
+                    })
+                    .context("cannot start a worker thread")?;
+                workers.push(Worker {
+                    label,
+                    counters,
+                    handle,
+                });
+            }
         }
         Ok(Server { stop, workers })
     }
@@ -689,6 +709,7 @@ mod tests {
         let (server, addr) = udp_server(Options {
             reply: ReplyMode::Echo,
             guard_ports: vec![],
+            workers: 1,
         });
         let c = client();
         let mut buf = [0u8; 64];
@@ -707,6 +728,7 @@ mod tests {
         let (server, addr) = udp_server(Options {
             reply: ReplyMode::Reverse,
             guard_ports: vec![port],
+            workers: 1,
         });
         c.send_to(b"x", addr).unwrap();
         // A second, unguarded client proves the first datagram was handled
@@ -767,6 +789,25 @@ mod tests {
             assert_eq!(&buf[..n], &want, "reply {i} in order");
         }
         assert_eq!(server.stop().0.answered, 3 * BATCH as u64 + 1);
+    }
+
+    #[test]
+    fn workers_share_a_socket() {
+        let (server, addr) = udp_server(Options {
+            workers: 3,
+            ..Options::default()
+        });
+        assert_eq!(server.heartbeats().len(), 3);
+        let c = client();
+        let mut buf = [0u8; 16];
+        for i in 0..50u8 {
+            c.send_to(&[i, 1], addr).unwrap();
+            assert_eq!(c.recv(&mut buf).unwrap(), 2);
+            assert_eq!(&buf[..2], &[1, i]);
+        }
+        let (stats, result) = server.stop();
+        result.unwrap();
+        assert_eq!(stats.answered, 50);
     }
 
     #[test]

@@ -114,7 +114,7 @@ _dgecho() {
             return 0
             ;;
         dgecho__subcmd__serve)
-            opts="-l -v -q -h -V --listen --reply --guard-ports --idle-timeout --verbose --quiet --help --version"
+            opts="-l -v -q -h -V --listen --reply --guard-ports --workers --idle-timeout --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -133,6 +133,10 @@ _dgecho() {
                     return 0
                     ;;
                 --guard-ports)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workers)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -35,6 +35,7 @@ complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s l -l listen -d '
 complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l reply -d 'What to send back' -r -f -a "reverse\t'The datagram\'s bytes in reverse order, as the original ctypes echo server did'
 echo\t'The datagram unchanged, as RFC 862 describes'"
 complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l guard-ports -d 'Never answer UDP datagrams from these source ports, to stop echo loops with other always-answering services. A comma-separated list; "none" turns the guard off' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l workers -d 'Threads per socket, all serving the same socket. More than 1 only helps with more than one CPU and heavy load, and may reorder the replies to one sender; ReusePort= sockets from systemd scale without reordering (see tests/bench/RESULTS.md)' -r
 complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l idle-timeout -d 'Exit cleanly after this long without a datagram (e.g. 30s, 5m, 1h). Under socket activation, systemd starts dgecho again on the next datagram, which waits in the socket meanwhile' -r
 complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s v -l verbose -d 'Log more: -v for debug, -vv for one line per datagram (trace). With `client`, -v also prints each reply\'s size, source and round-trip time on stderr'
 complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s q -l quiet -d 'Log less: -q shows only warnings and errors, -qq only errors'
