@@ -113,8 +113,8 @@ build_rpm() {
     # Fedora's %systemd_* macros come from systemd-rpm-macros; an RPM
     # installed elsewhere (Debian's rpm package) lacks them.
     if [ -z "$(rpm --eval '%{?systemd_post:1}')" ]; then
-        log "this rpm has no systemd macros; using packaging/rpm/macros.systemd-fallback"
-        macros=(--load "$root/packaging/rpm/macros.systemd-fallback")
+        log "this rpm has no systemd macros; using packaging/rpm/macros.foreign-host"
+        macros=(--load "$root/packaging/rpm/macros.foreign-host")
     fi
     local nocheck=(--nocheck)
     [ "$check" = 1 ] && nocheck=()
