@@ -24,7 +24,7 @@
 # Needs: cargo (rust-version from Cargo.toml), and
 #   deb:  dpkg-dev debhelper            (apt-get install -y debhelper)
 #   rpm:  rpm (rpmbuild)                (apt-get install -y rpm)
-#   arch: makepkg fakeroot libarchive-tools (apt-get install -y makepkg)
+#   arch: makepkg pacman-package-manager fakeroot libarchive-tools
 set -euo pipefail
 
 die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -132,13 +132,18 @@ build_rpm() {
 }
 
 build_arch() {
-    command -v makepkg >/dev/null || die "makepkg is needed: apt-get install -y makepkg"
+    command -v makepkg >/dev/null && command -v bsdtar >/dev/null && command -v fakeroot >/dev/null ||
+        die "makepkg is needed: apt-get install -y makepkg pacman-package-manager fakeroot libarchive-tools"
     stage_source
     local dir=$work/arch
     mkdir -p "$dir"
     cp "$root/packaging/arch/PKGBUILD" "$root/packaging/arch/dgecho.install" "$dir/"
     make_tarball "$dir"
-    sed -i "s/^pkgrel=.*/pkgrel=$revision/" "$dir/PKGBUILD"
+    local sum
+    sum=$(sha256sum "$dir/dgecho-$version.tar.gz" | cut -d' ' -f1)
+    sed -i -e "s/^pkgrel=.*/pkgrel=$revision/" -e "s/^sha256sums=.*/sha256sums=('$sum')/" "$dir/PKGBUILD"
+    grep -q "^pkgver=$version\$" "$dir/PKGBUILD" ||
+        die "packaging/arch/PKGBUILD's pkgver is not $version (Cargo.toml)"
     local nocheck=(--nocheck)
     [ "$check" = 1 ] && nocheck=()
     # makepkg refuses to run as root. As root, run it as uid 1000 in a user
