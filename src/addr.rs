@@ -66,6 +66,14 @@ impl FromStr for Addr {
         if s.contains('\0') {
             return Err(err("it contains a NUL byte"));
         }
+        // A control character in a socket name is almost always a quoting
+        // mistake, and it could not be shown in logs as written.
+        if let Some(c) = s.chars().find(|c| c.is_control()) {
+            return Err(err(&format!(
+                "it contains the control character U+{:04X}",
+                u32::from(c)
+            )));
+        }
         if let Some(rest) = s.strip_prefix("unix:") {
             if let Some(name) = rest.strip_prefix('@') {
                 if name.is_empty() {
@@ -143,8 +151,20 @@ fn host_port(s: &str) -> Result<Addr, String> {
 impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // A relative path starting with '@' can only have come from the
+            // bare form (it contains '/'): "unix:@..." would name an abstract
+            // socket, so show it bare.
+            Addr::UnixPath(p) if p.as_os_str().as_encoded_bytes().starts_with(b"@") => {
+                write!(f, "{}", p.display())
+            }
             Addr::UnixPath(p) => write!(f, "unix:{}", p.display()),
-            Addr::UnixAbstract(name) => write!(f, "unix:@{}", name.escape_ascii()),
+            // A name from the parser is UTF-8 without control characters
+            // and is shown as written, so that it parses back; any other
+            // bytes are escaped.
+            Addr::UnixAbstract(name) => match std::str::from_utf8(name) {
+                Ok(n) if !n.chars().any(char::is_control) => write!(f, "unix:@{n}"),
+                _ => write!(f, "unix:@{}", name.escape_ascii()),
+            },
             Addr::Udp { host, port } if host.contains(':') => write!(f, "udp:[{host}]:{port}"),
             Addr::Udp { host, port } => write!(f, "udp:{host}:{port}"),
         }
@@ -217,14 +237,33 @@ mod tests {
         assert!(bad("tcp:host:7").contains("not a host name"));
         assert!(bad(&format!("/{}", "a".repeat(200))).contains("at most 107 bytes"));
         assert!(bad("a\0b").contains("NUL"));
+        assert!(bad("unix:@a\x04b").contains("control character"));
+        assert!(bad("/tmp/a\nb").contains("control character"));
     }
 
     #[test]
     fn display_round_trips() {
-        for s in ["unix:/run/x", "unix:@n", "udp:127.0.0.1:7", "udp:[::1]:7"] {
+        for s in [
+            "unix:/run/x",
+            "unix:@n",
+            "udp:127.0.0.1:7",
+            "udp:[::1]:7",
+            // Found by fuzz/fuzz_targets/addr.rs: a bare relative path that
+            // starts with '@' was shown as "unix:@...", an abstract name;
+            // non-ASCII, '\\' and quotes in abstract names were escaped.
+            "@x/y",
+            "unix:@caf\u{e9}",
+            "unix:@a\\b\"c'd",
+        ] {
             assert_eq!(ok(s).to_string(), s);
             assert_eq!(ok(&ok(s).to_string()), ok(s));
         }
+        assert_eq!(ok("@x/y"), Addr::UnixPath("@x/y".into()));
+        // Bytes the parser cannot produce (from elsewhere) are escaped.
+        assert_eq!(
+            Addr::UnixAbstract(b"a\xff\n".to_vec()).to_string(),
+            "unix:@a\\xff\\n"
+        );
     }
 
     #[test]
