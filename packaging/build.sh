@@ -8,8 +8,8 @@
 #   rpm   rpmbuild -bb packaging/rpm/dgecho.spec   -> OUTDIR/dgecho-VERSION-REL.ARCH.rpm
 #   arch  makepkg with packaging/arch/PKGBUILD     -> OUTDIR/dgecho-VERSION-REL-ARCH.pkg.tar.*
 #
-# Each builds from a copy of the checkout's files (tracked and untracked, not
-# ignored) in a scratch directory, with `cargo build --release --locked`.
+# Each builds from a copy of the checkout's tracked files in a scratch
+# directory, with `cargo build --release --locked`.
 #
 # Environment:
 #   DGECHO_PKG_REVISION  package revision/release (default 1); the install
@@ -49,12 +49,13 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/dgecho-pkg.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 src=$work/dgecho-$version
 
-# The source tree: what git knows of (tracked and untracked-but-not-ignored
-# files), or, outside git, everything but target/ and .git.
+# The source tree: the files git tracks, as they are in the working tree (so
+# uncommitted edits are built, new files only once added), or, outside git,
+# everything but target/ and .git.
 stage_source() {
     mkdir -p "$src"
     if git -C "$root" rev-parse --show-toplevel >/dev/null 2>&1; then
-        (cd "$root" && git ls-files -z --cached --others --exclude-standard |
+        (cd "$root" && git ls-files -z --cached |
             while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
             tar --null -T - -cf -) | tar -xf - -C "$src"
     else
