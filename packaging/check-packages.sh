@@ -12,7 +12,7 @@
 # (Debian's copyright file, /usr/share/licenses elsewhere). What remains must
 # be identical, apart from the files one distribution needs and the others
 # have no use for, listed in EXTRA below.
-# Needs: dpkg-deb, rpm, and bsdtar (libarchive-tools) for an Arch package.
+# Needs: dpkg-deb, rpm (rpm, rpm2cpio) and bsdtar (libarchive-tools).
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 DEB RPM [ARCH_PKG]" >&2; exit 2; }
 deb=$1 rpm=$2 arch=${3:-}
@@ -74,7 +74,7 @@ section preuninstall | grep -Eq 'disable --now dgecho\.socket dgecho\.service|re
 section postuninstall | grep -Eq 'try-restart dgecho\.service|mark-restart-system-units dgecho\.service' ||
     fail "%postun does not restart dgecho.service on upgrade (%systemd_postun_with_restart)"
 echo "ok: RPM scriptlets %post, %preun, %postun call the systemd macros' commands"
-preset=$(rpm2cpio "$rpm" | cpio -i --quiet --to-stdout ./usr/lib/systemd/system-preset/80-dgecho.preset)
+preset=$(rpm2cpio "$rpm" | bsdtar -xOf - ./usr/lib/systemd/system-preset/80-dgecho.preset)
 grep -qx 'enable dgecho.socket' <<<"$preset" || fail "the preset does not enable dgecho.socket"
 grep -qx 'disable dgecho.service' <<<"$preset" || fail "the preset does not keep dgecho.service disabled"
 echo "ok: the RPM's preset enables dgecho.socket only"
