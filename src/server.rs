@@ -36,11 +36,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use log::{Level, debug, log_enabled, trace, warn};
+use log::{Level, debug, info, log_enabled, trace, warn};
 use nix::errno::Errno;
 use nix::sys::socket::{
     ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6, SockaddrLike, UnixAddr,
-    recvmmsg, recvmsg, sendmmsg, sendto, setsockopt, sockopt,
+    getsockopt, recvmmsg, recvmsg, sendmmsg, sendto, setsockopt, sockopt,
 };
 use nix::sys::time::TimeVal;
 
@@ -64,6 +64,18 @@ pub const BATCH: usize = 16;
 /// The smallest interval between two reports of the same kind of drop from
 /// one worker, so a flood of bad datagrams cannot flood the journal.
 const REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The send buffer asked for on Unix sockets (the kernel doubles it).
+///
+/// A Unix datagram stays charged to its sender's send buffer until the
+/// receiver reads it, so every reply that a client has not read yet uses
+/// the daemon's buffer, about 768 bytes for a short reply and 66 KiB for a
+/// full one. With the default 208 KiB, 1,000 clients that send at once get
+/// only about 270 replies (the rest fail with `EAGAIN`), and one client
+/// that leaves four full-size replies unread stops every other client's
+/// replies. 4 MiB (8 MiB charged) holds over 10,000 short replies, and more
+/// full-size ones than one client socket can hold (`net.unix.max_dgram_qlen`).
+pub const UNIX_SEND_BUFFER: usize = 4 << 20;
 
 /// How the loop treats datagrams.
 #[derive(Debug, Clone, Default)]
@@ -167,6 +179,9 @@ impl Server {
             let timeout = TimeVal::new(TICK.as_secs() as _, TICK.subsec_micros() as _);
             setsockopt(&listener, sockopt::ReceiveTimeout, &timeout)
                 .with_context(|| format!("cannot set a receive timeout on {listener}"))?;
+            if listener.family() == Family::Unix {
+                raise_send_buffer(&listener);
+            }
             let listener = Arc::new(listener);
             for w in 0..per_socket {
                 let label = if per_socket == 1 {
@@ -324,6 +339,37 @@ fn suppressed(n: u64) -> String {
     }
 }
 
+/// Raises a Unix socket's send buffer to [`UNIX_SEND_BUFFER`], never
+/// lowering it (systemd's `SendBuffer=` may have set more). Without
+/// `CAP_NET_ADMIN` the kernel caps the request at `net.core.wmem_max`.
+fn raise_send_buffer(listener: &Listener) {
+    let before = getsockopt(listener, sockopt::SndBuf).unwrap_or(0);
+    if before >= 2 * UNIX_SEND_BUFFER {
+        return;
+    }
+    if setsockopt(listener, sockopt::SndBufForce, &UNIX_SEND_BUFFER).is_err() {
+        // SO_SNDBUF is capped at wmem_max: ask only for what raises it.
+        let cap = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(212_992);
+        let want = UNIX_SEND_BUFFER.min(cap);
+        if 2 * want > before {
+            let _ = setsockopt(listener, sockopt::SndBuf, &want);
+        }
+    }
+    let after = getsockopt(listener, sockopt::SndBuf).unwrap_or(before);
+    if after < 2 * UNIX_SEND_BUFFER {
+        info!(
+            "the send buffer of {listener} is {after} bytes: replies that clients have not read \
+             yet are charged to it, so many slow clients can make replies fail; \
+             set SendBuffer=8M in the .socket unit or raise net.core.wmem_max"
+        );
+    } else {
+        debug!("send buffer of {listener}: {after} bytes (was {before})");
+    }
+}
+
 /// Why a reply could not be sent, and what to do about it.
 fn send_hint(e: Errno) -> &'static str {
     match e {
@@ -338,7 +384,11 @@ fn send_hint(e: Errno) -> &'static str {
              bind clients to an abstract address or under /run"
         }
         Errno::ECONNREFUSED => "the client closed its socket before the reply arrived",
-        Errno::EAGAIN => "the client's receive queue is full: it is not reading its replies",
+        Errno::EAGAIN => {
+            "the client's receive queue is full: it is not reading its replies; \
+             or, on a Unix socket, the daemon's send buffer is full of replies that \
+             clients have not read yet (see SendBuffer= in the .socket unit)"
+        }
         Errno::ENOBUFS | Errno::ENOMEM => {
             "the kernel ran out of socket buffer space; the sender is faster than the replies"
         }
@@ -808,6 +858,53 @@ mod tests {
         let (stats, result) = server.stop();
         result.unwrap();
         assert_eq!(stats.answered, 50);
+    }
+
+    fn autobound_unix() -> std::os::unix::net::UnixDatagram {
+        let fd = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Datagram,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        nix::sys::socket::bind(fd.as_raw_fd(), &UnixAddr::new_unnamed()).unwrap();
+        let s = std::os::unix::net::UnixDatagram::from(fd);
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    }
+
+    /// Replies a client has not read yet are charged to the daemon's send
+    /// buffer: with the kernel's default, one client that leaves five
+    /// full-size replies unread made every other client's reply fail with
+    /// EAGAIN (found by the datagram fuzz target; tests/abuse.rs has the
+    /// 1,000-client case).
+    #[test]
+    fn unread_unix_replies_do_not_starve_other_clients() {
+        let sock = autobound_unix();
+        let addr = sock.local_addr().unwrap();
+        let server =
+            Server::start(vec![Listener::from_unix(sock, "test")], &Options::default()).unwrap();
+        let hog = autobound_unix();
+        let big = vec![7u8; 65_000];
+        for _ in 0..5 {
+            hog.send_to_addr(&big, &addr).unwrap();
+        }
+        let good = autobound_unix();
+        let mut buf = [0u8; 16];
+        for _ in 0..3 {
+            good.send_to_addr(b"ping", &addr).unwrap();
+            let n = good.recv(&mut buf).expect("the good client is answered");
+            assert_eq!(&buf[..n], b"gnip");
+        }
+        // The hog's replies were all sent too, and are still queued.
+        for _ in 0..5 {
+            let mut b = vec![0u8; 65_536];
+            assert_eq!(hog.recv(&mut b).unwrap(), 65_000);
+        }
+        let (stats, result) = server.stop();
+        result.unwrap();
+        assert_eq!((stats.answered, stats.send_failed), (8, 0));
     }
 
     #[test]
