@@ -363,7 +363,7 @@ fn raise_send_buffer(listener: &Listener) {
         info!(
             "the send buffer of {listener} is {after} bytes: replies that clients have not read \
              yet are charged to it, so many slow clients can make replies fail; \
-             set SendBuffer=8M in the .socket unit or raise net.core.wmem_max"
+             set SendBuffer=4M in the .socket unit (the kernel doubles it) or raise net.core.wmem_max"
         );
     } else {
         debug!("send buffer of {listener}: {after} bytes (was {before})");

@@ -75,8 +75,8 @@ expect_reply() {
     while [ "$1" != -- ]; do args+=("$1"); shift; done
     msg=$2
     if [ "${#args[@]}" = 0 ]; then
-        # No address: the client's default. The message then comes on stdin
-        # (a lone word on the command line would be taken for the address).
+        # No address: the client's default, with the message on stdin (the
+        # other input route; `dgecho client WORD` is covered by the .deb test).
         reply=$(printf '%s\n' "$msg" | timeout 30 dgecho client --timeout 10 2>"$WORK/client.err") || rc=$?
     else
         reply=$(timeout 30 dgecho client --timeout 10 "${args[@]}" "$msg" 2>"$WORK/client.err") || rc=$?
@@ -156,6 +156,8 @@ startup_logged() {
 wait_for "start-up lines at info priority in the journal" 10 startup_logged
 grep -E '^(serving|ready)' "$WORK/info.txt" | head -4
 grep -q 'dgecho.socket' "$WORK/info.txt" || fail "the 'serving' lines do not name the fd (dgecho.socket)"
+journalctl --no-pager -u dgecho.service -t dgecho -o cat | grep -q 'the send buffer of' &&
+    fail "the daemon says its Unix send buffer is too small: check SendBuffer= in dgecho.socket"
 journalctl --no-pager -u dgecho.service -t dgecho -o cat | grep -E '^<[0-7]>' &&
     fail "journal lines carry a literal <N> prefix: the priority was not parsed"
 ok "start-up lines logged at info (6), with socket names, no raw <N> prefixes"
