@@ -7,6 +7,7 @@
 
 mod util;
 
+mod abuse;
 mod activation;
 mod bench;
 mod client;
