@@ -113,6 +113,23 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
 
+    /// Answer each UDP source at most RATE datagrams per second (e.g. 20
+    /// or 20/s); the rest are dropped and counted as "rate limited". A
+    /// source is an IPv4 address or an IPv6 /64, whatever its port. The
+    /// limit applies to each socket, and with --workers N each worker
+    /// allows 1/N of it. Sources are tracked in a table of fixed size
+    /// (4096 per worker): a flood of distinct sources evicts the oldest,
+    /// it never uses more memory. Unix sockets are not limited. Off by
+    /// default; turn it on wherever UDP is reachable from a network.
+    #[arg(long, value_name = "RATE[/s]", value_parser = crate::ratelimit::parse_rate)]
+    pub rate_limit: Option<f64>,
+
+    /// How many datagrams a source may send at once, before
+    /// --rate-limit spaces them out. Default: one second's worth of RATE.
+    #[arg(long, value_name = "N", requires = "rate_limit",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub burst: Option<u32>,
+
     /// Exit cleanly after this long without a datagram (e.g. 30s, 5m, 1h).
     /// Under socket activation, systemd starts dgecho again on the next
     /// datagram, which waits in the socket meanwhile.
@@ -186,6 +203,18 @@ impl std::fmt::Display for ReplyMode {
         f.write_str(match self {
             ReplyMode::Reverse => "reverse",
             ReplyMode::Echo => "echo",
+        })
+    }
+}
+
+impl ServeArgs {
+    /// The per-source limit of --rate-limit and --burst, if any.
+    pub fn rate(&self) -> Option<crate::ratelimit::Rate> {
+        self.rate_limit.map(|per_sec| crate::ratelimit::Rate {
+            per_sec,
+            burst: self
+                .burst
+                .unwrap_or_else(|| crate::ratelimit::Rate::default_burst(per_sec)),
         })
     }
 }

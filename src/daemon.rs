@@ -106,6 +106,7 @@ pub fn run(args: &ServeArgs, listen_env: &ListenEnv) -> Result<()> {
         reply: args.reply,
         guard_ports: args.guard_ports.0.clone(),
         workers: usize::from(args.workers),
+        rate_limit: args.rate(),
     };
     let count = listeners.len();
     let server = Server::start(listeners, &opts)?;
@@ -113,8 +114,12 @@ pub fn run(args: &ServeArgs, listen_env: &ListenEnv) -> Result<()> {
         Some(d) => format!(", exiting after {} idle", humanize(d)),
         None => String::new(),
     };
+    let limit = match args.rate() {
+        Some(r) => format!(", at most {r} per UDP source"),
+        None => String::new(),
+    };
     info!(
-        "ready: answering on {count} socket{} ({} replies{idle})",
+        "ready: answering on {count} socket{} ({} replies{limit}{idle})",
         if count == 1 { "" } else { "s" },
         args.reply
     );
@@ -220,13 +225,21 @@ fn supervise(
 }
 
 /// The `STATUS=` text: live counters for `systemctl status`.
+///
+/// Once a source has gone over `--rate-limit`, the count of those drops
+/// follows: "received 9, answered 5, dropped 4 (rate limited 4)". The
+/// final log line has every cause.
 pub fn status_line(stats: &Stats) -> String {
-    format!(
+    let mut s = format!(
         "received {}, answered {}, dropped {}",
         stats.received,
         stats.answered,
         stats.dropped()
-    )
+    );
+    if stats.rate_limited > 0 {
+        s.push_str(&format!(" (rate limited {})", stats.rate_limited));
+    }
+    s
 }
 
 fn humanize(d: Duration) -> String {

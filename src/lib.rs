@@ -15,6 +15,8 @@
 //! - [`listener`]: a socket to serve, from systemd or bound by dgecho.
 //! - [`server`]: the echo loops and their counters; takes already-bound
 //!   sockets and a stop trigger, so tests can hand it a `127.0.0.1:0` socket.
+//! - [`ratelimit`]: the per-source token buckets of `--rate-limit`, in a
+//!   table of fixed size.
 //! - [`daemon`]: `dgecho serve`: readiness, status, watchdog, signals, idle
 //!   exit.
 //! - [`notify`]: `sd_notify` over path and abstract sockets.
@@ -35,4 +37,5 @@ pub mod daemon;
 pub mod listener;
 pub mod logging;
 pub mod notify;
+pub mod ratelimit;
 pub mod server;

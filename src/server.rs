@@ -14,6 +14,14 @@
 //! load, and the same in ping-pong. Unix sockets keep one `recvmsg` plus
 //! one `sendto` per datagram (see `serve_single` for why).
 //!
+//! On a UDP socket bound to a wildcard address (0.0.0.0, [::]) each
+//! datagram's destination is received with it (`IP_PKTINFO`,
+//! `IPV6_PKTINFO`) and the reply is sent from that address; sockets bound
+//! to one address skip this. The loop guard refuses the server's own UDP
+//! ports as source ports, besides `--guard-ports`, and `--rate-limit`
+//! checks each UDP source against its token bucket ([`crate::ratelimit`],
+//! one table per worker, one clock read per batch).
+//!
 //! Every datagram goes through one pure decision, `verdict`. A worker
 //! touches only its own buffers, allocated once, and publishes its counters
 //! with relaxed atomic stores. Nothing is formatted unless trace logging is
@@ -39,13 +47,15 @@ use anyhow::{Context, Result};
 use log::{Level, debug, info, log_enabled, trace, warn};
 use nix::errno::Errno;
 use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6, SockaddrLike, UnixAddr,
-    getsockopt, recvmmsg, recvmsg, sendmmsg, sendto, setsockopt, sockopt,
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6,
+    SockaddrLike, SockaddrStorage, UnixAddr, getsockname, getsockopt, recvmmsg, recvmsg, sendmmsg,
+    sendto, setsockopt, sockopt,
 };
 use nix::sys::time::TimeVal;
 
 use crate::cli::ReplyMode;
 use crate::listener::{Family, Listener};
+use crate::ratelimit::{self, Limiter, Rate};
 
 /// How often an idle worker wakes up to check whether it should stop; also
 /// the worst-case delay between a stop request and a worker's exit.
@@ -81,13 +91,30 @@ pub const UNIX_SEND_BUFFER: usize = 4 << 20;
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub reply: ReplyMode,
-    /// UDP source ports never answered (the loop guard).
+    /// UDP source ports never answered (the loop guard). The ports of
+    /// every UDP socket the server serves are refused too, always.
     pub guard_ports: Vec<u16>,
     /// Threads per socket, all receiving from the same fd; 0 means 1.
     /// With more than one, two datagrams from the same sender can be
     /// answered out of order; `ReusePort=` sockets (one flow, one socket)
     /// keep the order.
     pub workers: usize,
+    /// The per-source limit on UDP sockets (`--rate-limit`), for each
+    /// socket as a whole: every worker takes `1/workers` of it.
+    pub rate_limit: Option<Rate>,
+}
+
+/// What every worker of a server applies: the options, with the guard
+/// extended by the server's own UDP ports.
+#[derive(Debug, Clone)]
+struct Policy {
+    reverse: bool,
+    /// `--guard-ports` plus `own`.
+    guard: Vec<u16>,
+    /// The UDP ports of the server's own sockets.
+    own: Vec<u16>,
+    /// Each worker's share of the limit.
+    rate: Option<Rate>,
 }
 
 /// Counters of one worker. Each is written by that worker only, so a relaxed
@@ -99,6 +126,7 @@ struct Counters {
     unbound: AtomicU64,
     truncated: AtomicU64,
     guarded: AtomicU64,
+    rate_limited: AtomicU64,
     send_failed: AtomicU64,
     /// Idle wake-ups; with `received`, proof that the loop turns.
     ticks: AtomicU64,
@@ -116,6 +144,8 @@ pub struct Stats {
     pub truncated: u64,
     /// UDP datagrams refused by the loop guard.
     pub guarded: u64,
+    /// UDP datagrams over their source's `--rate-limit`.
+    pub rate_limited: u64,
     /// Replies that `sendto` failed to send.
     pub send_failed: u64,
 }
@@ -123,7 +153,7 @@ pub struct Stats {
 impl Stats {
     /// Every datagram received but not answered.
     pub fn dropped(&self) -> u64 {
-        self.unbound + self.truncated + self.guarded + self.send_failed
+        self.unbound + self.truncated + self.guarded + self.rate_limited + self.send_failed
     }
 
     fn add(&mut self, c: &Counters) {
@@ -132,6 +162,7 @@ impl Stats {
         self.unbound += c.unbound.load(Relaxed);
         self.truncated += c.truncated.load(Relaxed);
         self.guarded += c.guarded.load(Relaxed);
+        self.rate_limited += c.rate_limited.load(Relaxed);
         self.send_failed += c.send_failed.load(Relaxed);
     }
 }
@@ -148,8 +179,8 @@ impl fmt::Display for Stats {
         if self.dropped() > 0 {
             write!(
                 f,
-                " (unbound sender {}, too large {}, loop guard {}, send failed {})",
-                self.unbound, self.truncated, self.guarded, self.send_failed
+                " (unbound sender {}, too large {}, loop guard {}, rate limited {}, send failed {})",
+                self.unbound, self.truncated, self.guarded, self.rate_limited, self.send_failed
             )?;
         }
         Ok(())
@@ -174,6 +205,22 @@ impl Server {
     pub fn start(listeners: Vec<Listener>, opts: &Options) -> Result<Server> {
         let stop = Arc::new(AtomicBool::new(false));
         let per_socket = opts.workers.max(1);
+        // BSD inetd's check_loop: a datagram from one of our own ports is
+        // most likely another dgecho (or echo service) on the same port of
+        // another host, and answering it would start an endless exchange.
+        let own: Vec<u16> = listeners.iter().filter_map(|l| l.udp_port()).collect();
+        let mut guard = opts.guard_ports.clone();
+        for &p in &own {
+            if !guard.contains(&p) {
+                guard.push(p);
+            }
+        }
+        let policy = Policy {
+            reverse: opts.reply == ReplyMode::Reverse,
+            guard,
+            own,
+            rate: opts.rate_limit.map(|r| r.per_worker(per_socket)),
+        };
         let mut workers = Vec::with_capacity(listeners.len() * per_socket);
         for (i, listener) in listeners.into_iter().enumerate() {
             let timeout = TimeVal::new(TICK.as_secs() as _, TICK.subsec_micros() as _);
@@ -194,7 +241,7 @@ impl Server {
                     listener.clone(),
                     counters.clone(),
                     stop.clone(),
-                    opts.clone(),
+                    policy.clone(),
                 );
                 let handle = std::thread::Builder::new()
                     .name(format!("dgecho-{i}-{w}"))
@@ -274,6 +321,8 @@ trait Peer: SockaddrLike + Copy + fmt::Display {
     /// True for a Unix sender that never bound its socket: there is no
     /// address to reply to.
     fn is_unbound(&self) -> bool;
+    /// The `--rate-limit` bucket of a UDP sender (see [`ratelimit`]).
+    fn rate_key(&self) -> Option<u128>;
 }
 
 impl Peer for UnixAddr {
@@ -286,6 +335,9 @@ impl Peer for UnixAddr {
         // `is_unnamed` asserts that the family field is present.
         (SockaddrLike::len(self) as usize) <= std::mem::size_of::<nix::libc::sa_family_t>()
     }
+    fn rate_key(&self) -> Option<u128> {
+        None
+    }
 }
 
 impl Peer for SockaddrIn {
@@ -295,6 +347,9 @@ impl Peer for SockaddrIn {
     fn is_unbound(&self) -> bool {
         false
     }
+    fn rate_key(&self) -> Option<u128> {
+        Some(ratelimit::key_v4(self.ip()))
+    }
 }
 
 impl Peer for SockaddrIn6 {
@@ -303,6 +358,9 @@ impl Peer for SockaddrIn6 {
     }
     fn is_unbound(&self) -> bool {
         false
+    }
+    fn rate_key(&self) -> Option<u128> {
+        Some(ratelimit::key_v6(self.ip()))
     }
 }
 
@@ -445,32 +503,52 @@ struct Ctx<'a> {
     listener: &'a Listener,
     reverse: bool,
     guard: &'a [u16],
+    own: &'a [u16],
+    /// The source table of `--rate-limit`, on UDP sockets.
+    limiter: Option<Limiter>,
+    rate: Option<Rate>,
+    /// The limiter's time for the current batch: one clock read per batch.
+    now: u64,
     counters: &'a Counters,
     received: u64,
     answered: u64,
     unbound: u64,
     truncated: u64,
     guarded: u64,
+    rate_limited: u64,
     failed: u64,
     ticks: u64,
-    report: [RateLimit; 5],
+    report: [RateLimit; 6],
 }
 
 impl<'a> Ctx<'a> {
-    fn new(listener: &'a Listener, opts: &'a Options, counters: &'a Counters) -> Ctx<'a> {
+    fn new(listener: &'a Listener, policy: &'a Policy, counters: &'a Counters) -> Ctx<'a> {
+        let rate = policy.rate.filter(|_| listener.family() != Family::Unix);
         Ctx {
             listener,
-            reverse: opts.reply == ReplyMode::Reverse,
-            guard: &opts.guard_ports,
+            reverse: policy.reverse,
+            guard: &policy.guard,
+            own: &policy.own,
+            limiter: rate.map(Limiter::new),
+            rate,
+            now: 0,
             counters,
             received: 0,
             answered: 0,
             unbound: 0,
             truncated: 0,
             guarded: 0,
+            rate_limited: 0,
             failed: 0,
             ticks: 0,
             report: Default::default(),
+        }
+    }
+
+    /// Reads the clock for a new batch, when the rate limit needs it.
+    fn batch_start(&mut self) {
+        if let Some(l) = &self.limiter {
+            self.now = l.now();
         }
     }
 
@@ -546,16 +624,44 @@ impl<'a> Ctx<'a> {
                 self.counters.guarded.store(self.guarded, Relaxed);
                 if let Some(n) = self.report[2].due() {
                     let from = peer.map(|p| p.to_string()).unwrap_or_default();
+                    if self.own.contains(&port) {
+                        warn!(
+                            "not answering {from} on {listener}: source port {port} is one of \
+                             dgecho's own listening ports (it could be another dgecho or echo \
+                             service on that port, and the two would answer each other \
+                             forever){}",
+                            suppressed(n)
+                        );
+                    } else {
+                        warn!(
+                            "not answering {from} on {listener}: source port {port} is loop-guarded \
+                             (it could be another echo service; see --guard-ports){}",
+                            suppressed(n)
+                        );
+                    }
+                }
+                return None;
+            }
+        }
+        let peer = peer?;
+        if let (Some(limiter), Some(key)) = (&mut self.limiter, peer.rate_key()) {
+            if !limiter.allow(key, self.now) {
+                self.rate_limited += 1;
+                self.counters.rate_limited.store(self.rate_limited, Relaxed);
+                if let Some(n) = self.report[5].due() {
+                    let rate = self.rate.unwrap_or(Rate {
+                        per_sec: 0.0,
+                        burst: 0,
+                    });
                     warn!(
-                        "not answering {from} on {listener}: source port {port} is loop-guarded \
-                         (it could be another echo service; see --guard-ports){}",
+                        "not answering {peer} on {listener}: over the --rate-limit of {rate} \
+                         per source{}",
                         suppressed(n)
                     );
                 }
                 return None;
             }
         }
-        let peer = peer?;
         if log_enabled!(Level::Trace) {
             trace!(
                 "got {len} bytes {} from {peer} on {listener}",
@@ -594,7 +700,7 @@ impl<'a> Ctx<'a> {
 /// (UDP addresses always have the same length, see [`serve_batched`].)
 fn serve_single<P: Peer>(
     listener: &Listener,
-    opts: &Options,
+    opts: &Policy,
     counters: &Counters,
     stop: &AtomicBool,
 ) -> Result<()> {
@@ -629,28 +735,150 @@ fn serve_single<P: Peer>(
     Ok(())
 }
 
+/// What the UDP loop needs to reply from the address a request was sent
+/// to, per address family (`IP_PKTINFO`, `IPV6_PKTINFO`).
+trait UdpPeer: Peer {
+    /// The source to send a reply from.
+    type Src: Copy;
+    /// Asks the kernel for each datagram's destination address.
+    fn enable_pktinfo(listener: &Listener) -> nix::Result<()>;
+    /// The control buffer for one datagram's destination.
+    fn cmsg_space() -> Vec<u8>;
+    /// The reply's source, from a received control message.
+    fn reply_src(c: ControlMessageOwned) -> Option<Self::Src>;
+    fn same_src(a: &Self::Src, b: &Self::Src) -> bool;
+    fn src_cmsg(s: &Self::Src) -> ControlMessage<'_>;
+}
+
+impl UdpPeer for SockaddrIn {
+    type Src = nix::libc::in_pktinfo;
+    fn enable_pktinfo(listener: &Listener) -> nix::Result<()> {
+        setsockopt(listener, sockopt::Ipv4PacketInfo, &true)
+    }
+    fn cmsg_space() -> Vec<u8> {
+        nix::cmsg_space!(nix::libc::in_pktinfo)
+    }
+    fn reply_src(c: ControlMessageOwned) -> Option<Self::Src> {
+        match c {
+            // ipi_spec_dst is the local address the datagram reached (for
+            // a broadcast, the interface's own address, never the
+            // broadcast address): send from it, and let routing choose the
+            // interface (ifindex 0).
+            ControlMessageOwned::Ipv4PacketInfo(i) => Some(nix::libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: i.ipi_spec_dst,
+                ipi_addr: nix::libc::in_addr { s_addr: 0 },
+            }),
+            _ => None,
+        }
+    }
+    fn same_src(a: &Self::Src, b: &Self::Src) -> bool {
+        a.ipi_spec_dst.s_addr == b.ipi_spec_dst.s_addr
+    }
+    fn src_cmsg(s: &Self::Src) -> ControlMessage<'_> {
+        ControlMessage::Ipv4PacketInfo(s)
+    }
+}
+
+impl UdpPeer for SockaddrIn6 {
+    type Src = nix::libc::in6_pktinfo;
+    fn enable_pktinfo(listener: &Listener) -> nix::Result<()> {
+        setsockopt(listener, sockopt::Ipv6RecvPacketInfo, &true)
+    }
+    fn cmsg_space() -> Vec<u8> {
+        nix::cmsg_space!(nix::libc::in6_pktinfo)
+    }
+    fn reply_src(c: ControlMessageOwned) -> Option<Self::Src> {
+        match c {
+            ControlMessageOwned::Ipv6PacketInfo(mut i) => {
+                i.ipi6_ifindex = 0;
+                // A multicast destination cannot be a source: leave the
+                // choice to the kernel (::).
+                if i.ipi6_addr.s6_addr[0] == 0xff {
+                    i.ipi6_addr.s6_addr = [0; 16];
+                }
+                Some(i)
+            }
+            _ => None,
+        }
+    }
+    fn same_src(a: &Self::Src, b: &Self::Src) -> bool {
+        a.ipi6_addr.s6_addr == b.ipi6_addr.s6_addr
+    }
+    fn src_cmsg(s: &Self::Src) -> ControlMessage<'_> {
+        ControlMessage::Ipv6PacketInfo(s)
+    }
+}
+
+/// One received datagram: its length, whether it was truncated, its
+/// sender, and the address to reply from (on wildcard sockets).
+type Received<P> = (usize, bool, Option<P>, Option<<P as UdpPeer>::Src>);
+
+/// True when the socket is bound to 0.0.0.0 or [::]: only then can a
+/// request arrive at one of several addresses, and the reply must name
+/// which one it comes from.
+fn is_wildcard(listener: &Listener) -> bool {
+    let Ok(sa) = getsockname::<SockaddrStorage>(listener.as_fd().as_raw_fd()) else {
+        return false;
+    };
+    sa.as_sockaddr_in().is_some_and(|a| a.ip().is_unspecified())
+        || sa
+            .as_sockaddr_in6()
+            .is_some_and(|a| a.ip().is_unspecified())
+}
+
 /// The loop for one UDP socket: `recvmmsg` takes up to [`BATCH`] datagrams
 /// (blocking for the first only, so a lone datagram is answered at once)
 /// and one `sendmmsg` sends their replies, in the order received.
-fn serve_batched<P: Peer>(
+///
+/// On a socket bound to a wildcard address, each datagram's destination
+/// comes with it (`IP_PKTINFO`/`IPV6_PKTINFO`) and its reply is sent from
+/// that address: a client with a connected socket drops a reply from any
+/// other. `sendmmsg` (as nix wraps it) gives one set of control messages to
+/// a whole call, so consecutive replies from the same address go out in
+/// one call. Sockets bound to one address skip all of this.
+fn serve_batched<P: UdpPeer>(
     listener: &Listener,
-    opts: &Options,
+    opts: &Policy,
     counters: &Counters,
     stop: &AtomicBool,
 ) -> Result<()> {
     let fd = listener.as_fd().as_raw_fd();
+    let pktinfo = is_wildcard(listener) && {
+        match P::enable_pktinfo(listener) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(
+                    "cannot ask for the destination of datagrams on {listener}: {e}; replies \
+                     leave from the address the kernel picks, which a client with a \
+                     connected socket drops when it asked another of this host's addresses"
+                );
+                false
+            }
+        }
+    };
     // BATCH buffers of BUFFER_SIZE: untouched pages cost no memory, so
     // small datagrams keep the resident size to a few pages per slot.
     let mut bufs = vec![0u8; BATCH * BUFFER_SIZE];
-    let mut recv_hdrs = MultiHeaders::<P>::preallocate(BATCH, None);
+    let cmsg_buf = || pktinfo.then(P::cmsg_space);
+    let mut recv_hdrs = MultiHeaders::<P>::preallocate(BATCH, cmsg_buf());
     let mut send_hdrs = MultiHeaders::<P>::preallocate(BATCH, None);
-    let mut got: [(usize, bool, Option<P>); BATCH] = [(0, false, None); BATCH];
+    let mut send_src_hdrs = MultiHeaders::<P>::preallocate(BATCH, cmsg_buf());
+    let mut got: [Received<P>; BATCH] = [(0, false, None, None); BATCH];
     let mut to: [Option<P>; BATCH] = [None; BATCH];
+    let mut src: [Option<P::Src>; BATCH] = [None; BATCH];
     let mut slot_of = [0usize; BATCH];
     let mut ctx = Ctx::new(listener, opts, counters);
-    let no_cmsgs: [ControlMessage<'_>; 0] = [];
-    debug!("loop started on {listener}, up to {BATCH} datagrams per system call");
+    debug!(
+        "loop started on {listener}, up to {BATCH} datagrams per system call{}",
+        if pktinfo {
+            ", replying from each datagram's destination address"
+        } else {
+            ""
+        }
+    );
     while !stop.load(Relaxed) {
+        let mut lost_cmsg = false;
         let n = {
             let mut chunks = bufs.chunks_exact_mut(BUFFER_SIZE);
             let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
@@ -660,7 +888,22 @@ fn serve_batched<P: Peer>(
                 Ok(msgs) => {
                     let mut n = 0;
                     for (g, m) in got.iter_mut().zip(msgs) {
-                        *g = (m.bytes, m.flags.contains(MsgFlags::MSG_TRUNC), m.address);
+                        let dst = if pktinfo {
+                            let d = m
+                                .cmsgs()
+                                .ok()
+                                .and_then(|mut c| c.find_map(|c| P::reply_src(c)));
+                            lost_cmsg |= d.is_none();
+                            d
+                        } else {
+                            None
+                        };
+                        *g = (
+                            m.bytes,
+                            m.flags.contains(MsgFlags::MSG_TRUNC),
+                            m.address,
+                            dst,
+                        );
                         n += 1;
                     }
                     n
@@ -672,32 +915,58 @@ fn serve_batched<P: Peer>(
                 }
             }
         };
+        if lost_cmsg {
+            // The kernel shrinks a header's control length to what one
+            // datagram used, and nix never restores it: start afresh so
+            // the next datagrams in these slots carry their destination.
+            // (Never seen: every datagram carries one. Not per datagram.)
+            debug!("a datagram on {listener} came without its destination; resetting headers");
+            recv_hdrs = MultiHeaders::<P>::preallocate(BATCH, cmsg_buf());
+        }
+        ctx.batch_start();
         // Decide on each datagram; the replies keep the arrival order.
         let mut replies = 0;
-        for (i, &(len, truncated, peer)) in got[..n].iter().enumerate() {
+        for (i, &(len, truncated, peer, dst)) in got[..n].iter().enumerate() {
             let slot = &mut bufs[i * BUFFER_SIZE..(i + 1) * BUFFER_SIZE];
             let data = &mut slot[..len.min(BUFFER_SIZE)];
             if let Some(peer) = ctx.handle(data, len, truncated, peer) {
                 to[replies] = Some(peer);
+                src[replies] = dst;
                 slot_of[replies] = i;
                 replies += 1;
             }
         }
         let mut done = 0;
         while done < replies {
+            // The run of replies that leave from the same address.
+            let mut end = replies;
+            if let Some(first) = &src[done] {
+                end = done + 1;
+                while end < replies && src[end].as_ref().is_some_and(|s| P::same_src(first, s)) {
+                    end += 1;
+                }
+            }
             let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|j| {
-                let k = (done + j).min(replies - 1);
+                let k = (done + j).min(end - 1);
                 let i = slot_of[k];
                 [IoSlice::new(
                     &bufs[i * BUFFER_SIZE..i * BUFFER_SIZE + got[i].0],
                 )]
             });
+            let one;
+            let (hdrs, cmsgs): (_, &[ControlMessage<'_>]) = match &src[done] {
+                Some(s) => {
+                    one = [P::src_cmsg(s)];
+                    (&mut send_src_hdrs, &one)
+                }
+                None => (&mut send_hdrs, &[]),
+            };
             match sendmmsg(
                 fd,
-                &mut send_hdrs,
-                &iovs[..replies - done],
-                &to[done..replies],
-                no_cmsgs,
+                hdrs,
+                &iovs[..end - done],
+                &to[done..end],
+                cmsgs,
                 MsgFlags::MSG_DONTWAIT,
             ) {
                 Ok(r) => {
@@ -760,6 +1029,7 @@ mod tests {
             reply: ReplyMode::Echo,
             guard_ports: vec![],
             workers: 1,
+            rate_limit: None,
         });
         let c = client();
         let mut buf = [0u8; 64];
@@ -779,6 +1049,7 @@ mod tests {
             reply: ReplyMode::Reverse,
             guard_ports: vec![port],
             workers: 1,
+            rate_limit: None,
         });
         c.send_to(b"x", addr).unwrap();
         // A second, unguarded client proves the first datagram was handled
@@ -798,6 +1069,162 @@ mod tests {
         let (stats, _) = server.stop();
         assert_eq!(stats.guarded, 1);
         assert_eq!(stats.received, 2);
+    }
+
+    /// No reply reaches `c` (checked once a later datagram has been
+    /// answered, which proves the earlier ones were handled).
+    fn assert_no_reply(c: &UdpSocket) {
+        c.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 8];
+        let err = c.recv(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock, "no reply");
+        c.set_nonblocking(false).unwrap();
+    }
+
+    #[test]
+    fn loop_guard_refuses_own_ports() {
+        // Two sockets; a datagram from either one's port (at another
+        // address, as another dgecho on another host would send it) is
+        // refused by both, even with --guard-ports none.
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (pa, pb) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let listeners = vec![
+            Listener::from_udp(a, "a").unwrap(),
+            Listener::from_udp(b, "b").unwrap(),
+        ];
+        let server = Server::start(listeners, &Options::default()).unwrap();
+        let Ok(twin_a) = UdpSocket::bind(("127.0.0.2", pa.port())) else {
+            eprintln!("skipped: 127.0.0.2:{} is taken", pa.port());
+            return;
+        };
+        let Ok(twin_b) = UdpSocket::bind(("127.0.0.2", pb.port())) else {
+            eprintln!("skipped: 127.0.0.2:{} is taken", pb.port());
+            return;
+        };
+        twin_a.send_to(b"loop?", pb).unwrap();
+        twin_b.send_to(b"loop?", pa).unwrap();
+        let other = client();
+        let mut buf = [0u8; 8];
+        other.send_to(b"ok", pa).unwrap();
+        assert_eq!(other.recv(&mut buf).unwrap(), 2);
+        other.send_to(b"ok", pb).unwrap();
+        assert_eq!(other.recv(&mut buf).unwrap(), 2);
+        assert_no_reply(&twin_a);
+        assert_no_reply(&twin_b);
+        let (stats, result) = server.stop();
+        result.unwrap();
+        assert_eq!((stats.received, stats.guarded), (4, 2));
+    }
+
+    #[test]
+    fn rate_limit_drops_and_counts() {
+        let (server, addr) = udp_server(Options {
+            rate_limit: Some(Rate {
+                per_sec: 0.01,
+                burst: 3,
+            }),
+            ..Options::default()
+        });
+        let c = client();
+        for i in 0..10u8 {
+            c.send_to(&[i], addr).unwrap();
+        }
+        let mut buf = [0u8; 8];
+        for i in 0..3u8 {
+            assert_eq!(c.recv(&mut buf).unwrap(), 1);
+            assert_eq!(buf[0], i, "the burst is the first datagrams");
+        }
+        // Another source has its own bucket; its reply proves the ten
+        // were handled.
+        let other = UdpSocket::bind("127.0.0.2:0").unwrap();
+        other
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        other.send_to(b"ok", addr).unwrap();
+        assert_eq!(other.recv(&mut buf).unwrap(), 2);
+        assert_no_reply(&c);
+        let (stats, result) = server.stop();
+        result.unwrap();
+        assert_eq!(
+            (stats.received, stats.answered, stats.rate_limited),
+            (11, 4, 7)
+        );
+        assert_eq!(stats.dropped(), 7);
+    }
+
+    #[test]
+    fn rate_limit_is_shared_by_workers() {
+        // 3 workers, burst 6: each allows 2, so never more than 6 in all.
+        let (server, addr) = udp_server(Options {
+            workers: 3,
+            rate_limit: Some(Rate {
+                per_sec: 0.01,
+                burst: 6,
+            }),
+            ..Options::default()
+        });
+        let c = client();
+        for i in 0..30u8 {
+            c.send_to(&[i], addr).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while server.stats().received < 30 {
+            assert!(Instant::now() < deadline, "{:?}", server.stats());
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
+        let (stats, _) = server.stop();
+        assert!(stats.answered <= 6, "{stats:?}");
+        assert_eq!(stats.answered + stats.rate_limited, 30);
+    }
+
+    /// A socket bound to 0.0.0.0 replies from the address each request
+    /// was sent to: a connected client, which drops datagrams from any
+    /// other address, gets its reply. (tests/netns.rs does the same with
+    /// two addresses on an interface, for IPv4 and IPv6.)
+    #[test]
+    fn wildcard_socket_replies_from_the_destination() {
+        for (bind, dsts) in [
+            ("0.0.0.0:0", &["127.0.0.1", "127.0.0.2", "127.0.0.3"][..]),
+            (
+                "[::]:0",
+                &["::1", "::ffff:127.0.0.2", "::ffff:127.0.0.3"][..],
+            ),
+        ] {
+            let Ok(sock) = UdpSocket::bind(bind) else {
+                eprintln!("skipped {bind}: cannot bind");
+                continue;
+            };
+            let port = sock.local_addr().unwrap().port();
+            let listener = Listener::from_udp(sock, "any").unwrap();
+            let server = Server::start(vec![listener], &Options::default()).unwrap();
+            for (i, dst) in dsts.iter().enumerate() {
+                let ip: std::net::IpAddr = dst.parse().unwrap();
+                let to = std::net::SocketAddr::new(ip, port);
+                let local = if ip.is_ipv4() {
+                    "127.0.0.1:0"
+                } else {
+                    "[::]:0"
+                };
+                let c = UdpSocket::bind(local).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                c.connect(to).unwrap();
+                // Several at once, so they share a batch too.
+                for _ in 0..3 {
+                    c.send(&[i as u8, 9]).unwrap();
+                }
+                let mut buf = [0u8; 8];
+                for _ in 0..3 {
+                    let n = c.recv(&mut buf).unwrap_or_else(|e| {
+                        panic!("no reply from {to} on a socket bound to {bind}: {e}")
+                    });
+                    assert_eq!(&buf[..n], &[9, i as u8]);
+                }
+            }
+            let (stats, result) = server.stop();
+            result.unwrap();
+            assert_eq!(stats.answered, 3 * dsts.len() as u64, "{bind}");
+        }
     }
 
     #[test]
@@ -935,7 +1362,7 @@ mod tests {
         };
         assert_eq!(
             s.to_string(),
-            "received 5, answered 3, dropped 2 (unbound sender 1, too large 0, loop guard 1, send failed 0)"
+            "received 5, answered 3, dropped 2 (unbound sender 1, too large 0, loop guard 1, rate limited 0, send failed 0)"
         );
     }
 

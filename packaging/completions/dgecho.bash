@@ -114,7 +114,7 @@ _dgecho() {
             return 0
             ;;
         dgecho__subcmd__serve)
-            opts="-l -v -q -h -V --listen --reply --guard-ports --workers --idle-timeout --verbose --quiet --help --version"
+            opts="-l -v -q -h -V --listen --reply --guard-ports --workers --rate-limit --burst --idle-timeout --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -137,6 +137,14 @@ _dgecho() {
                     return 0
                     ;;
                 --workers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --burst)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
