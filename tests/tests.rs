@@ -14,3 +14,5 @@ mod client;
 mod docs;
 mod echo;
 mod lifecycle;
+mod netns;
+mod reflection;

@@ -1,0 +1,154 @@
+//! Replies come from the address the request was sent to, on sockets bound
+//! to 0.0.0.0 and [::], on a host with several addresses: a network
+//! namespace this test creates (and always deletes), with 192.0.2.1,
+//! 192.0.2.2, 2001:db8::1 and 2001:db8::2 on its loopback interface. No
+//! traffic leaves it.
+//!
+//! Needs root and `ip` (iproute2). Without them the test says so and
+//! passes, except under CI (`CI=true`), where it fails.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::process::Command;
+
+use nix::sched::{CloneFlags, setns};
+
+use crate::util::{Daemon, WAIT, unique};
+
+/// True when a test that cannot run must fail rather than skip.
+pub fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Skips (prints why) or, under CI, fails.
+pub fn cannot_run(why: &str) {
+    assert!(!required(), "CI=true but this test cannot run: {why}");
+    eprintln!("skipped: {why}");
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run ip (install iproute2): {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A network namespace owned by this test, deleted on drop (also when the
+/// test panics).
+struct Netns(String);
+
+impl Netns {
+    fn create(addrs: &[&str]) -> Result<Netns, String> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err("needs root to create a network namespace".into());
+        }
+        let name = unique("dgecho-test");
+        ip(&["netns", "add", &name])?;
+        let ns = Netns(name);
+        ip(&["-n", &ns.0, "link", "set", "lo", "up"])?;
+        for a in addrs {
+            let mut args = vec!["-n", &ns.0, "addr", "add", a, "dev", "lo"];
+            if a.contains(':') {
+                args.push("nodad");
+            }
+            ip(&args)?;
+        }
+        Ok(ns)
+    }
+
+    /// Runs `f` on a thread that has entered the namespace: sockets it
+    /// creates and processes it spawns live there. Other threads (and
+    /// the test's own) stay where they are.
+    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let fd = std::fs::File::open(&path).unwrap();
+                setns(&fd, CloneFlags::CLONE_NEWNET).expect("setns into the test namespace");
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(e) = ip(&["netns", "del", &self.0]) {
+            eprintln!("cannot delete network namespace {}: {e}", self.0);
+        }
+    }
+}
+
+/// A client bound to `from`, connected to `to`: the kernel drops any
+/// datagram on it that does not come from `to`.
+fn ask(from: IpAddr, to: SocketAddr, msg: &[u8]) -> Result<Vec<u8>, String> {
+    let c = UdpSocket::bind(SocketAddr::new(from, 0)).unwrap();
+    c.connect(to).unwrap();
+    c.set_read_timeout(Some(WAIT / 5)).unwrap();
+    c.send(msg).unwrap();
+    let mut buf = [0u8; 64];
+    match c.recv(&mut buf) {
+        Ok(n) => Ok(buf[..n].to_vec()),
+        Err(e) => Err(format!("{from} asked {to}, no reply from {to}: {e}")),
+    }
+}
+
+#[test]
+fn wildcard_sockets_reply_from_the_address_asked() {
+    let ns = match Netns::create(&[
+        "192.0.2.1/24",
+        "192.0.2.2/24",
+        "2001:db8::1/64",
+        "2001:db8::2/64",
+    ]) {
+        Ok(ns) => ns,
+        Err(why) => return cannot_run(&why),
+    };
+    ns.run(|| {
+        // [::] on its own port: it also takes IPv4 (as ::ffff:a.b.c.d)
+        // unless bound v6-only, so it cannot share 0.0.0.0's port.
+        let v4 = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let v6 = UdpSocket::bind("[::]:0").unwrap();
+        let (p4, p6) = (
+            v4.local_addr().unwrap().port(),
+            v6.local_addr().unwrap().port(),
+        );
+        let mut d = Daemon::builder()
+            .socket(v4, "any4")
+            .socket(v6, "any6")
+            .spawn()
+            .wait_ready();
+        let a = |s: &str| -> IpAddr { s.parse().unwrap() };
+        // Each client is bound to the *other* address, so that a reply
+        // from the kernel's own choice of source (the client's address,
+        // on this interface) would come from the wrong one.
+        let cases = [
+            (a("192.0.2.2"), SocketAddr::new(a("192.0.2.1"), p4)),
+            (a("192.0.2.1"), SocketAddr::new(a("192.0.2.2"), p4)),
+            (a("2001:db8::2"), SocketAddr::new(a("2001:db8::1"), p6)),
+            (a("2001:db8::1"), SocketAddr::new(a("2001:db8::2"), p6)),
+            // IPv4 reaching the [::] socket.
+            (a("192.0.2.2"), SocketAddr::new(a("192.0.2.1"), p6)),
+            (a("192.0.2.1"), SocketAddr::new(a("192.0.2.2"), p6)),
+        ];
+        for (from, to) in cases {
+            let reply = ask(from, to, b"where from").unwrap_or_else(|e| {
+                panic!("{e}; dgecho's stderr:\n{}", d.stderr());
+            });
+            assert_eq!(reply, b"morf erehw");
+        }
+        let n = cases.len();
+        d.wait_status(|s| s == format!("received {n}, answered {n}, dropped 0"));
+    });
+    drop(ns);
+}
