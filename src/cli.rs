@@ -140,8 +140,8 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 #[command(override_usage = "dgecho client [OPTIONS] [ADDR] [MESSAGE]...")]
 pub struct ClientArgs {
-    /// [ADDR] [MESSAGE]...: where to send, then the message, its words
-    /// joined by single spaces. The first word is the address when it looks
+    /// Where to send (ADDR), then the message, its words joined by single
+    /// spaces. The first word is the address when it looks
     /// like one (see ADDRESSES); otherwise the default is used:
     /// /run/dgecho/dgecho.sock when it exists, else the Unix socket that
     /// `dgecho serve` binds by default. Without a message, each line of

@@ -21,7 +21,7 @@
 //!   exit.
 //! - [`notify`]: `sd_notify` over path and abstract sockets.
 //! - [`client`]: `dgecho client` and its explanations of failures.
-//! - [`bench`]: `dgecho bench`, a batched load generator that checks every
+//! - [`bench`](mod@bench): `dgecho bench`, a batched load generator that checks every
 //!   reply and reports replies/s, loss and RTT percentiles.
 //! - [`logging`]: journal-aware log format.
 //!

@@ -14,7 +14,7 @@
 //! load, and the same in ping-pong. Unix sockets keep one `recvmsg` plus
 //! one `sendto` per datagram (see `serve_single` for why).
 //!
-//! On a UDP socket bound to a wildcard address (0.0.0.0, [::]) each
+//! On a UDP socket bound to a wildcard address (`0.0.0.0`, `[::]`) each
 //! datagram's destination is received with it (`IP_PKTINFO`,
 //! `IPV6_PKTINFO`) and the reply is sent from that address; sockets bound
 //! to one address skip this. The loop guard refuses the server's own UDP
