@@ -147,9 +147,9 @@ struct World {
     servers: Vec<Server>,
     targets: Vec<Target>,
     dir: PathBuf,
-    /// Every UDP port a server listens on: never used as a source port, so
-    /// that a rule refusing a server's own ports cannot confuse the oracle.
-    server_ports: Vec<u16>,
+    /// Each server's own UDP ports: its loop guard refuses them as source
+    /// ports (any address), so two instances on one port cannot bounce.
+    own: Vec<Vec<u16>>,
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -159,7 +159,8 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     std::fs::create_dir_all(&dir).unwrap();
     let mut servers = Vec::new();
     let mut targets = Vec::new();
-    let mut server_ports = Vec::new();
+    let mut own = Vec::new();
+    let mut pending = Vec::new();
     for (i, reverse) in [true, false].into_iter().enumerate() {
         let mut listeners = Vec::new();
         let mut kinds = Vec::new();
@@ -183,12 +184,28 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
             ..Options::default()
         };
         servers.push(Server::start(listeners, &opts).unwrap());
+        own.push(
+            kinds
+                .iter()
+                .filter_map(|k| match k {
+                    TargetKind::Udp(a) => Some(a.port()),
+                    TargetKind::Unix(_) => None,
+                })
+                .collect::<Vec<u16>>(),
+        );
+        pending.push((i, reverse, kinds));
+    }
+    // Probes must never have a server's port as theirs.
+    let every: Vec<u16> = own.iter().flatten().copied().collect();
+    for (i, reverse, kinds) in pending {
         for kind in kinds {
             let probe = match &kind {
-                TargetKind::Udp(a) => {
-                    server_ports.push(a.port());
-                    Client::Udp(UdpSocket::bind(SocketAddr::new(a.ip(), 0)).unwrap())
-                }
+                TargetKind::Udp(a) => Client::Udp(loop {
+                    let s = UdpSocket::bind(SocketAddr::new(a.ip(), 0)).unwrap();
+                    if !every.contains(&s.local_addr().unwrap().port()) {
+                        break s;
+                    }
+                }),
                 TargetKind::Unix(_) => Client::Unix(autobound_unix(), None),
             };
             probe.set_timeouts();
@@ -204,7 +221,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
         servers,
         targets,
         dir,
-        server_ports,
+        own,
     }
 });
 
@@ -212,6 +229,8 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
 enum Port {
     Ephemeral,
     Guarded(u8),
+    /// One of the target server's own UDP ports (on another address).
+    Own(u8),
     Fixed(u16),
 }
 
@@ -304,22 +323,23 @@ fn build_payload(d: &Datagram) -> Vec<u8> {
 }
 
 /// Binds a UDP client to `ip` and the chosen port; to an ephemeral one if
-/// that is a server's port, is taken, or was used earlier in this scenario
-/// (a late reply to a vanished client would reach its successor).
+/// that is taken or was used earlier in this scenario (a late reply to a
+/// vanished client would reach its successor).
 fn bind_udp(
     ip: std::net::IpAddr,
     port: &Port,
-    avoid: &[u16],
+    own: &[u16],
     used: &mut Vec<SocketAddr>,
 ) -> UdpSocket {
     let wanted = match port {
         Port::Ephemeral => 0,
         Port::Guarded(i) => GUARDED[*i as usize % GUARDED.len()],
+        Port::Own(i) => own[*i as usize % own.len()],
         Port::Fixed(p) => *p,
     };
     let sa = SocketAddr::new(ip, wanted);
     let s = match UdpSocket::bind(sa) {
-        Ok(s) if wanted != 0 && !avoid.contains(&wanted) && !used.contains(&sa) => s,
+        Ok(s) if wanted != 0 && !used.contains(&sa) => s,
         _ => loop {
             let s = UdpSocket::bind(SocketAddr::new(ip, 0)).unwrap();
             if !used.contains(&s.local_addr().unwrap()) {
@@ -342,18 +362,18 @@ fn make_client(
         (TargetKind::Udp(a), Source::Udp4 { b, c, port }) if a.is_ipv4() => {
             let ip = Ipv4Addr::new(127, 1, *b, *c).into();
             (
-                Client::Udp(bind_udp(ip, port, &world.server_ports, used)),
+                Client::Udp(bind_udp(ip, port, &world.own[target.server], used)),
                 false,
             )
         }
         (TargetKind::Udp(a), Source::Udp6 { port }) if a.is_ipv6() => (
-            Client::Udp(bind_udp(a.ip(), port, &world.server_ports, used)),
+            Client::Udp(bind_udp(a.ip(), port, &world.own[target.server], used)),
             false,
         ),
         (TargetKind::Udp(a), Source::Udp4 { port, .. } | Source::Udp6 { port }) => {
             // The other family's source on this target: same port choice.
             (
-                Client::Udp(bind_udp(a.ip(), port, &world.server_ports, used)),
+                Client::Udp(bind_udp(a.ip(), port, &world.own[target.server], used)),
                 false,
             )
         }
@@ -361,7 +381,7 @@ fn make_client(
             Client::Udp(bind_udp(
                 a.ip(),
                 &Port::Ephemeral,
-                &world.server_ports,
+                &world.own[target.server],
                 used,
             )),
             false,
@@ -478,7 +498,7 @@ fuzz_target!(|sc: Scenario| {
             Expect::Unbound
         } else if data.len() > BUFFER_SIZE {
             Expect::TooLarge
-        } else if port.is_some_and(|p| GUARDED.contains(&p)) {
+        } else if port.is_some_and(|p| GUARDED.contains(&p) || world.own[t.server].contains(&p)) {
             Expect::Guarded
         } else if d.vanish && port.is_none() {
             Expect::SendFails
