@@ -11,8 +11,9 @@
 //! datagram is answered at once, with no added latency), and one call sends
 //! their replies in arrival order. Measured with `tests/bench/run.sh`, this
 //! answers more datagrams per CPU second than one call per datagram under
-//! load, and the same in ping-pong. Unix sockets keep one `recvmsg` plus
-//! one `sendto` per datagram (see `serve_single` for why).
+//! load, and the same in ping-pong. Unix sockets take one `recvmsg` per
+//! datagram but send the replies of a burst with one `sendmmsg` (see
+//! `serve_unix` for why receiving is not batched there).
 //!
 //! On a UDP socket bound to a wildcard address (`0.0.0.0`, `[::]`) each
 //! datagram's destination is received with it (`IP_PKTINFO`,
@@ -247,7 +248,7 @@ impl Server {
                     .name(format!("dgecho-{i}-{w}"))
                     .spawn(move || {
                         let r = match l.family() {
-                            Family::Unix => serve_single::<UnixAddr>(&l, &o, &c, &s),
+                            Family::Unix => serve_unix(&l, &o, &c, &s),
                             Family::Inet => serve_batched::<SockaddrIn>(&l, &o, &c, &s),
                             Family::Inet6 => serve_batched::<SockaddrIn6>(&l, &o, &c, &s),
                         };
@@ -693,41 +694,121 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// The loop for one socket, one `recvmsg` and one `sendto` per datagram.
-/// Used for Unix sockets: nix 0.32's `recvmmsg` never resets
-/// `msg_namelen` between calls, so a slot that once held a short Unix
-/// address would truncate a longer one later, and replies would go astray.
-/// (UDP addresses always have the same length, see [`serve_batched`].)
-fn serve_single<P: Peer>(
+/// The loop for one Unix socket: `recvmsg` per datagram, `sendmmsg` for
+/// the replies of a burst.
+///
+/// The first `recvmsg` blocks and its reply goes out at once with `sendto`,
+/// so a lone datagram waits for nothing. Then up to [`BATCH`]` - 1` more
+/// datagrams that are already queued are taken with `MSG_DONTWAIT`, and one
+/// `sendmmsg` sends their replies in arrival order (the first reply left
+/// before all of them, so each sender's order holds). A burst of `k` costs
+/// `k + 1` receives and 2 sends instead of `2k` calls.
+///
+/// Receiving is not batched because nix 0.32's `recvmmsg` never resets
+/// `msg_namelen` between calls: a slot that once held a short Unix address
+/// (an autobind name is 8 bytes, an unbound sender's 0) would truncate a
+/// longer one later, and its reply would go to a wrong address. Fresh
+/// headers per call would fix that only by allocating per call
+/// (`MultiHeaders::preallocate`); nix PR #2813 proposes the fix. UDP
+/// addresses all have one length, so [`serve_batched`] is safe.
+fn serve_unix(
     listener: &Listener,
     opts: &Policy,
     counters: &Counters,
     stop: &AtomicBool,
 ) -> Result<()> {
     let fd = listener.as_fd().as_raw_fd();
-    let mut buf = vec![0u8; BUFFER_SIZE];
+    // As in serve_batched: untouched pages of the slots cost no memory.
+    let mut bufs = vec![0u8; BATCH * BUFFER_SIZE];
+    let mut send_hdrs = MultiHeaders::<UnixAddr>::preallocate(BATCH, None);
+    let mut got: [(usize, bool, Option<UnixAddr>); BATCH] = [(0, false, None); BATCH];
+    let mut to: [Option<UnixAddr>; BATCH] = [None; BATCH];
+    let mut slot_of = [0usize; BATCH];
     let mut ctx = Ctx::new(listener, opts, counters);
-    debug!("loop started on {listener}, one datagram per system call");
+    let no_cmsgs: [ControlMessage<'_>; 0] = [];
+    debug!(
+        "loop started on {listener}, one receive per datagram, up to {BATCH} replies per \
+         system call"
+    );
     while !stop.load(Relaxed) {
-        let (len, flags, peer) = {
-            let mut iov = [IoSliceMut::new(&mut buf)];
+        // Receive: block for the first datagram only, then take what is
+        // already queued.
+        let mut n = 0;
+        for (i, slot) in bufs.chunks_exact_mut(BUFFER_SIZE).enumerate() {
             // MSG_TRUNC makes the kernel return the datagram's real length,
             // so an oversized one is seen and never half-answered.
-            match recvmsg::<P>(fd, &mut iov, None, MsgFlags::MSG_TRUNC) {
-                Ok(m) => (m.bytes, m.flags, m.address),
+            let flags = if i == 0 {
+                MsgFlags::MSG_TRUNC
+            } else {
+                MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT
+            };
+            got[i] = match recvmsg::<UnixAddr>(fd, &mut [IoSliceMut::new(&mut *slot)], None, flags)
+            {
+                Ok(m) => (m.bytes, m.flags.contains(MsgFlags::MSG_TRUNC), m.address),
+                // The queue is empty: answer what we have.
+                Err(Errno::EAGAIN) if i > 0 => break,
                 Err(e) => {
                     ctx.recv_error(e)
                         .with_context(|| format!("on {listener}"))?;
-                    continue;
+                    break;
+                }
+            };
+            n += 1;
+            if i == 0 {
+                // The first reply leaves now: no added latency.
+                let (len, truncated, peer) = got[0];
+                let data = &mut slot[..len.min(BUFFER_SIZE)];
+                if let Some(peer) = ctx.handle(data, len, truncated, peer) {
+                    match sendto(fd, data, &peer, MsgFlags::MSG_DONTWAIT) {
+                        Ok(_) => ctx.sent(1),
+                        Err(e) => ctx.send_failed(e, &peer),
+                    }
                 }
             }
-        };
-        let truncated = flags.contains(MsgFlags::MSG_TRUNC);
-        let data = &mut buf[..len.min(BUFFER_SIZE)];
-        if let Some(peer) = ctx.handle(data, len, truncated, peer) {
-            match sendto(fd, data, &peer, MsgFlags::MSG_DONTWAIT) {
-                Ok(_) => ctx.sent(1),
-                Err(e) => ctx.send_failed(e, &peer),
+        }
+        // Decide on the rest; their replies keep the arrival order.
+        let mut replies = 0;
+        for (i, &(len, truncated, peer)) in got.iter().enumerate().take(n).skip(1) {
+            let slot = &mut bufs[i * BUFFER_SIZE..(i + 1) * BUFFER_SIZE];
+            let data = &mut slot[..len.min(BUFFER_SIZE)];
+            if let Some(peer) = ctx.handle(data, len, truncated, peer) {
+                to[replies] = Some(peer);
+                slot_of[replies] = i;
+                replies += 1;
+            }
+        }
+        let mut done = 0;
+        while done < replies {
+            let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|j| {
+                let k = (done + j).min(replies - 1);
+                let i = slot_of[k];
+                [IoSlice::new(
+                    &bufs[i * BUFFER_SIZE..i * BUFFER_SIZE + got[i].0],
+                )]
+            });
+            // MSG_DONTWAIT: a client whose queue is full costs its own
+            // reply (EAGAIN, counted), never the other clients' replies.
+            match sendmmsg(
+                fd,
+                &mut send_hdrs,
+                &iovs[..replies - done],
+                &to[done..replies],
+                no_cmsgs,
+                MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(r) => {
+                    // sendmmsg stops at the first failure after a success;
+                    // the next call reports that failure.
+                    let k = r.count();
+                    ctx.sent(k);
+                    done += k.max(1);
+                }
+                Err(e) => {
+                    if let Some(peer) = &to[done] {
+                        ctx.send_failed(e, peer);
+                    }
+                    done += 1;
+                }
             }
         }
     }
@@ -1299,6 +1380,102 @@ mod tests {
         let s = std::os::unix::net::UnixDatagram::from(fd);
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         s
+    }
+
+    /// Unix clients whose addresses differ in length (autobind, short and
+    /// long abstract names, short and long paths) and an unbound sender,
+    /// interleaved in bursts: each client gets its own reply, in order.
+    /// The first burst is queued before the loop starts, so it is one
+    /// batch; later bursts put long addresses where short ones were. A
+    /// receive buffer whose address length is not reset between calls
+    /// (nix 0.32's `recvmmsg`) truncates a long address after a short one,
+    /// and its reply goes astray: this test then fails.
+    #[test]
+    fn unix_clients_of_every_address_length_each_get_their_replies() {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr, UnixDatagram};
+        let server_sock = autobound_unix();
+        let addr = server_sock.local_addr().unwrap();
+        let dir = std::env::temp_dir().join(format!("dgecho-ut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bind = |a: SocketAddr| {
+            let s = UnixDatagram::bind_addr(&a).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            s
+        };
+        let abstract_name = |i: usize, len: usize| {
+            let mut n = format!("dgecho-ut-{}-{i}-", std::process::id()).into_bytes();
+            n.resize(len, b'x');
+            bind(SocketAddr::from_abstract_name(&n).unwrap())
+        };
+        let path = |i: usize, len: usize| {
+            let mut p = dir
+                .join(format!("{i}-"))
+                .into_os_string()
+                .into_string()
+                .unwrap();
+            while p.len() < len {
+                p.push('p');
+            }
+            bind(SocketAddr::from_pathname(&p).unwrap())
+        };
+        // Short and long alternate; 107 bytes is the longest abstract name.
+        let clients = [
+            autobound_unix(),
+            abstract_name(1, 107),
+            path(2, 20),
+            abstract_name(3, 30),
+            autobound_unix(),
+            path(5, 100),
+            abstract_name(6, 20),
+            path(7, 60),
+        ];
+        let unbound = UnixDatagram::unbound().unwrap();
+        let payload = |i: usize, round: usize| format!("client {i} round {round}").into_bytes();
+        // Fewer than net.unix.max_dgram_qlen (10) datagrams, so the burst
+        // queues without a reader.
+        let send_burst = |round: usize, order: &mut dyn Iterator<Item = usize>| {
+            for i in order {
+                clients[i].send_to_addr(&payload(i, round), &addr).unwrap();
+                if i == 4 {
+                    unbound.send_to_addr(b"nobody", &addr).unwrap();
+                }
+            }
+        };
+        let check_replies = |round: usize| {
+            for (i, c) in clients.iter().enumerate() {
+                let mut buf = [0u8; 64];
+                let (n, from) = c
+                    .recv_from(&mut buf)
+                    .unwrap_or_else(|e| panic!("client {i}, round {round}: no reply: {e}"));
+                let mut want = payload(i, round);
+                want.reverse();
+                assert_eq!(&buf[..n], &want[..], "client {i}, round {round}");
+                assert_eq!(from.as_abstract_name(), addr.as_abstract_name());
+            }
+        };
+        send_burst(0, &mut (0..clients.len()));
+        let server = Server::start(
+            vec![Listener::from_unix(server_sock, "test")],
+            &Options::default(),
+        )
+        .unwrap();
+        check_replies(0);
+        for round in 1..4 {
+            // Longest addresses first, then rotated.
+            let mut order = (0..clients.len())
+                .rev()
+                .map(|i| (i + round) % clients.len());
+            send_burst(round, &mut order);
+            check_replies(round);
+        }
+        let (stats, result) = server.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+        result.unwrap();
+        assert_eq!(stats.answered, 4 * clients.len() as u64);
+        assert_eq!(stats.unbound, 4);
+        assert_eq!(stats.dropped(), 4);
     }
 
     /// Replies a client has not read yet are charged to the daemon's send
