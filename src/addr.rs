@@ -139,9 +139,12 @@ fn host_port(s: &str) -> Result<Addr, String> {
         }
         (host, port)
     };
-    let port = port
-        .parse::<u16>()
-        .map_err(|_| format!("'{port}' is not a port number (0-65535)"))?;
+    // Digits only: u16's parser would also take "+7", which the client's
+    // "is the first word an address?" test (digits after ':') does not.
+    let port = Some(port)
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|p| p.parse::<u16>().ok())
+        .ok_or_else(|| format!("'{port}' is not a port number (0-65535)"))?;
     Ok(Addr::Udp {
         host: host.to_string(),
         port,
@@ -231,6 +234,8 @@ mod tests {
         assert!(bad("[localhost]:7").contains("not an IPv6 address"));
         assert!(bad("127.0.0.1:70000").contains("not a port number"));
         assert!(bad("127.0.0.1:").contains("not a port number"));
+        assert!(bad("localhost:+7").contains("not a port number"));
+        assert!(bad("[::1]:+7").contains("not a port number"));
         assert!(bad(":7").contains("must not be empty"));
         assert!(bad("unix:").contains("must not be empty"));
         assert!(bad("unix:@").contains("must not be empty"));
