@@ -680,6 +680,29 @@ impl<'a> Ctx<'a> {
         self.counters.answered.store(self.answered, Relaxed);
     }
 
+    /// Counts the outcome of one `sendmmsg` call whose first reply goes to
+    /// `first`; returns how many replies it used up. `sendmmsg` stops at the
+    /// first failure after a success, and the next call reports that
+    /// failure, so a failed call uses up exactly its first reply.
+    fn account_sendmmsg<P: Peer>(
+        &mut self,
+        result: nix::Result<usize>,
+        first: Option<&P>,
+    ) -> usize {
+        match result {
+            Ok(k) => {
+                self.sent(k);
+                k.max(1)
+            }
+            Err(e) => {
+                if let Some(peer) = first {
+                    self.send_failed(e, peer);
+                }
+                1
+            }
+        }
+    }
+
     fn send_failed<P: Peer>(&mut self, e: Errno, peer: &P) {
         self.failed += 1;
         self.counters.send_failed.store(self.failed, Relaxed);
@@ -788,28 +811,16 @@ fn serve_unix(
             });
             // MSG_DONTWAIT: a client whose queue is full costs its own
             // reply (EAGAIN, counted), never the other clients' replies.
-            match sendmmsg(
+            let sent = sendmmsg(
                 fd,
                 &mut send_hdrs,
                 &iovs[..replies - done],
                 &to[done..replies],
                 no_cmsgs,
                 MsgFlags::MSG_DONTWAIT,
-            ) {
-                Ok(r) => {
-                    // sendmmsg stops at the first failure after a success;
-                    // the next call reports that failure.
-                    let k = r.count();
-                    ctx.sent(k);
-                    done += k.max(1);
-                }
-                Err(e) => {
-                    if let Some(peer) = &to[done] {
-                        ctx.send_failed(e, peer);
-                    }
-                    done += 1;
-                }
-            }
+            )
+            .map(|r| r.count());
+            done += ctx.account_sendmmsg(sent, to[done].as_ref());
         }
     }
     debug!("loop stopped on {listener}");
@@ -1042,28 +1053,16 @@ fn serve_batched<P: UdpPeer>(
                 }
                 None => (&mut send_hdrs, &[]),
             };
-            match sendmmsg(
+            let sent = sendmmsg(
                 fd,
                 hdrs,
                 &iovs[..end - done],
                 &to[done..end],
                 cmsgs,
                 MsgFlags::MSG_DONTWAIT,
-            ) {
-                Ok(r) => {
-                    // sendmmsg stops at the first failure after a success;
-                    // the next call reports that failure.
-                    let k = r.count();
-                    ctx.sent(k);
-                    done += k.max(1);
-                }
-                Err(e) => {
-                    if let Some(peer) = &to[done] {
-                        ctx.send_failed(e, peer);
-                    }
-                    done += 1;
-                }
-            }
+            )
+            .map(|r| r.count());
+            done += ctx.account_sendmmsg(sent, to[done].as_ref());
         }
     }
     debug!("loop stopped on {listener}");
