@@ -347,13 +347,7 @@ fn group_name(gid: u32) -> String {
 
 fn describe_std_unix(a: &std::os::unix::net::SocketAddr) -> String {
     use std::os::linux::net::SocketAddrExt;
-    if let Some(p) = a.as_pathname() {
-        p.display().to_string()
-    } else if let Some(n) = a.as_abstract_name() {
-        format!("@{}", n.escape_ascii())
-    } else {
-        "(unnamed)".into()
-    }
+    crate::listener::describe_unix_parts(a.as_pathname(), a.as_abstract_name())
 }
 
 fn seconds(d: Duration) -> String {

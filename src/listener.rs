@@ -229,9 +229,14 @@ fn local_address(fd: &OwnedFd) -> String {
 
 /// `/path`, `@name` or `(unnamed)`, the way ss(8) and systemd print them.
 pub fn describe_unix(u: &nix::sys::socket::UnixAddr) -> String {
-    if let Some(p) = u.path() {
+    describe_unix_parts(u.path(), u.as_abstract())
+}
+
+/// The same for any representation of a Unix address (nix's, std's).
+pub(crate) fn describe_unix_parts(path: Option<&Path>, abstract_name: Option<&[u8]>) -> String {
+    if let Some(p) = path {
         p.display().to_string()
-    } else if let Some(a) = u.as_abstract() {
+    } else if let Some(a) = abstract_name {
         format!("@{}", a.escape_ascii())
     } else {
         "(unnamed)".into()
