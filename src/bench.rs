@@ -16,7 +16,7 @@
 //! no allocation per datagram) from which p50, p99 and p99.9 are read.
 
 use std::fmt::Write as _;
-use std::io::{IoSlice, IoSliceMut, IsTerminal, Write};
+use std::io::{IoSlice, IoSliceMut, Write};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
@@ -30,15 +30,12 @@ use nix::sys::socket::{
 use nix::sys::time::TimeVal;
 
 use crate::addr::Addr;
-use crate::cli::{BenchArgs, ReplyMode};
-use crate::client::{Client, default_addr};
+use crate::client::Client;
+use crate::defaults::{BENCH_MAX_WINDOW as MAX_WINDOW, BENCH_MIN_SIZE as MIN_SIZE};
+use crate::echo::ReplyMode;
 
 /// The most datagrams sent or received by one system call.
 pub const BATCH: usize = 64;
-/// The largest `--window`.
-pub const MAX_WINDOW: usize = 4096;
-/// The smallest `--size`: the sequence number.
-pub const MIN_SIZE: usize = 8;
 /// A request without a reply after this long is counted as lost.
 pub const LATE_AFTER: Duration = Duration::from_secs(1);
 /// How long one wait for replies may block before the loop looks at the
@@ -60,20 +57,8 @@ pub struct Options {
     pub allow_remote: bool,
     /// Print a progress line on stderr once a second.
     pub progress: bool,
-}
-
-impl Options {
-    pub fn from_args(args: &BenchArgs) -> Options {
-        Options {
-            target: args.addr.clone().unwrap_or_else(default_addr),
-            window: args.window as usize,
-            size: args.size as usize,
-            duration: args.duration,
-            reply: args.reply,
-            allow_remote: args.allow_remote,
-            progress: std::io::stderr().is_terminal(),
-        }
-    }
+    /// Print the report as one JSON object.
+    pub json: bool,
 }
 
 /// The outcome of a run.
@@ -648,11 +633,10 @@ impl Loop<'_> {
 }
 
 /// Runs `dgecho bench`.
-pub fn run(args: &BenchArgs) -> Result<()> {
-    let opts = Options::from_args(args);
-    let report = measure(&opts)?;
+pub fn run(opts: &Options) -> Result<()> {
+    let report = measure(opts)?;
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if opts.json {
         writeln!(out, "{}", report.to_json())?;
     } else {
         writeln!(out, "{report}")?;

@@ -7,16 +7,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::addr::Addr;
-
-/// The UDP ports that `serve` never answers by default: source port 0 (no
-/// real sender uses it) and the classic datagram services that answer
-/// anything (echo 7, daytime 13, chargen 19, time 37). Two such services
-/// pointed at each other would otherwise bounce a datagram forever; BSD
-/// inetd refuses the same list.
-pub const DEFAULT_GUARD_PORTS: &str = "0,7,13,19,37";
+use crate::defaults::{self, GUARD_PORTS as DEFAULT_GUARD_PORTS};
+pub use crate::echo::ReplyMode;
 
 const LONG_ABOUT: &str = "\
 dgecho answers every datagram it receives, on Unix datagram sockets and UDP. \
@@ -72,17 +67,6 @@ pub enum Command {
     /// times, checking every reply.
     #[command(after_help = AFTER_HELP)]
     Bench(BenchArgs),
-}
-
-/// What the daemon sends back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum ReplyMode {
-    /// The datagram's bytes in reverse order, as the original ctypes echo
-    /// server did.
-    #[default]
-    Reverse,
-    /// The datagram unchanged, as RFC 862 describes.
-    Echo,
 }
 
 #[derive(Debug, Args)]
@@ -170,13 +154,13 @@ pub struct BenchArgs {
 
     /// Datagrams outstanding at once; 1 is ping-pong (latency).
     #[arg(short, long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=crate::bench::MAX_WINDOW as i64))]
+          value_parser = clap::value_parser!(u32).range(1..=defaults::BENCH_MAX_WINDOW as i64))]
     pub window: u32,
 
     /// Size of each datagram in bytes (at least 8: each carries its
     /// sequence number).
     #[arg(short, long, value_name = "BYTES", default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(crate::bench::MIN_SIZE as i64..=65507))]
+          value_parser = clap::value_parser!(u32).range(defaults::BENCH_MIN_SIZE as i64..=defaults::MAX_UDP_PAYLOAD as i64))]
     pub size: u32,
 
     /// How long to send, in seconds.
@@ -196,15 +180,6 @@ pub struct BenchArgs {
     /// for hosts you are responsible for: this floods them.
     #[arg(long)]
     pub allow_remote: bool,
-}
-
-impl std::fmt::Display for ReplyMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ReplyMode::Reverse => "reverse",
-            ReplyMode::Echo => "echo",
-        })
-    }
 }
 
 impl ServeArgs {

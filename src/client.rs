@@ -21,10 +21,7 @@ use std::os::fd::AsRawFd;
 
 use crate::addr::Addr;
 use crate::cli::ClientArgs;
-use crate::daemon::default_unix_path;
-
-/// The socket of the packaged `dgecho.socket` unit.
-pub const PACKAGED_SOCKET: &str = "/run/dgecho/dgecho.sock";
+use crate::defaults::{self, PACKAGED_SOCKET};
 
 /// The largest reply the client reads whole.
 const MAX_REPLY: usize = 1 << 20;
@@ -36,7 +33,7 @@ pub fn default_addr() -> Addr {
     if packaged.exists() {
         Addr::UnixPath(packaged.into())
     } else {
-        Addr::UnixPath(default_unix_path())
+        Addr::UnixPath(defaults::unix_path())
     }
 }
 

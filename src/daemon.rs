@@ -7,7 +7,6 @@
 //! `signalfd`, so a signal never interrupts a worker and no signal handler
 //! (and no `unsafe`) is needed.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -18,40 +17,15 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::AsFd;
 
 use crate::activation::{self, ListenEnv};
-use crate::addr::Addr;
 use crate::cli::ServeArgs;
+use crate::echo::{Options, Server, Stats, TICK};
 use crate::listener::Listener;
 use crate::notify::{self, Notifier};
-use crate::server::{Options, Server, Stats, TICK};
-
-/// The UDP port `serve` binds on 127.0.0.1 when nothing else is given. The
-/// echo port 7 needs privileges; socket activation is how dgecho gets it.
-pub const DEFAULT_UDP_PORT: u16 = 7007;
+use crate::{defaults, exit};
 
 /// How often `STATUS=` may change: systemd shows it in `systemctl status`,
 /// and once a second is plenty for a human while costing nothing.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The Unix socket `serve` binds when nothing else is given:
-/// `$XDG_RUNTIME_DIR/dgecho.sock`, or `/tmp/dgecho-UID.sock`.
-pub fn default_unix_path() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir).join("dgecho.sock"),
-        None => PathBuf::from(format!("/tmp/dgecho-{}.sock", nix::unistd::getuid())),
-    }
-}
-
-/// The addresses bound when there is neither a socket from systemd nor a
-/// `--listen` option.
-pub fn default_addrs() -> Vec<Addr> {
-    vec![
-        Addr::Udp {
-            host: "127.0.0.1".into(),
-            port: DEFAULT_UDP_PORT,
-        },
-        Addr::UnixPath(default_unix_path()),
-    ]
-}
 
 /// Why the supervisor loop ended.
 enum Exit {
@@ -65,22 +39,22 @@ pub fn run(args: &ServeArgs, listen_env: &ListenEnv) -> Result<()> {
     // Take the passed-in fds before opening anything: a new fd (such as the
     // notify socket's) would otherwise reuse the number of a passed fd that
     // turned out to be closed, and be mistaken for it.
-    let mut listeners = activation::listeners(listen_env)?;
+    let mut listeners = activation::listeners(listen_env).map_err(exit::not_configured)?;
     let notifier = &Notifier::from_env();
     let passed = listeners.len();
     for addr in &args.listen {
-        listeners.extend(Listener::bind(addr)?);
+        listeners.extend(Listener::bind(addr).map_err(exit::not_configured)?);
     }
     if listeners.is_empty() {
         info!(
             "no sockets from systemd and no --listen address: binding the defaults \
              (see `dgecho serve --help`)"
         );
-        for addr in default_addrs() {
+        for addr in defaults::serve_addrs() {
             listeners.extend(
-                Listener::bind(&addr).context(
-                    "cannot bind a default address; pass --listen ADDR to choose another",
-                )?,
+                Listener::bind(&addr)
+                    .context("cannot bind a default address; pass --listen ADDR to choose another")
+                    .map_err(exit::not_configured)?,
             );
         }
     }

@@ -1,12 +1,13 @@
 //! The `dgecho` binary: parse, set up logging, dispatch, map errors to an
 //! exit status. Everything else lives in the library.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use dgecho::activation::ListenEnv;
-use dgecho::cli::{Cli, Command};
-use dgecho::{bench, client, daemon, logging};
+use dgecho::cli::{BenchArgs, Cli, Command};
+use dgecho::{bench, client, daemon, exit, logging};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,7 +19,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Serve(args) => daemon::run(args, &listen_env),
         Command::Client(args) => client::run(args, cli.verbose > 0),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => bench::run(&bench_options(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,16 +30,29 @@ fn main() -> ExitCode {
             } else {
                 ""
             };
-            eprintln!("{prefix}dgecho: error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("{prefix}  caused by: {cause}");
+            for (i, msg) in exit::messages(&err).enumerate() {
+                if i == 0 {
+                    eprintln!("{prefix}dgecho: error: {msg}");
+                } else {
+                    eprintln!("{prefix}  caused by: {msg}");
+                }
             }
-            // A bad address is a usage error, as when clap rejects one.
-            if err.downcast_ref::<dgecho::addr::AddrError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            ExitCode::from(exit::status(&err))
         }
+    }
+}
+
+/// `bench`'s own options from its command line: `cli` and `bench` know
+/// nothing of each other.
+fn bench_options(args: &BenchArgs) -> bench::Options {
+    bench::Options {
+        target: args.addr.clone().unwrap_or_else(client::default_addr),
+        window: args.window as usize,
+        size: args.size as usize,
+        duration: args.duration,
+        reply: args.reply,
+        allow_remote: args.allow_remote,
+        progress: std::io::stderr().is_terminal(),
+        json: args.json,
     }
 }

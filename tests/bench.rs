@@ -1,4 +1,4 @@
-//! `dgecho bench` against an in-process `dgecho::server::Server`: every
+//! `dgecho bench` against an in-process `dgecho::echo::Server`: every
 //! reply verified, nothing lost, a wrong `--reply` expectation reported as
 //! mismatches, and remote targets refused. No assertion depends on speed.
 
@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use dgecho::addr::Addr;
 use dgecho::bench::{Options, measure};
-use dgecho::cli::ReplyMode;
+use dgecho::echo::ReplyMode;
+use dgecho::echo::{self as server, Server};
 use dgecho::listener::Listener;
-use dgecho::server::{self, Server};
 
 use crate::util;
 
@@ -35,6 +35,7 @@ fn options(target: Addr, window: usize, size: usize, reply: ReplyMode) -> Option
         reply,
         allow_remote: false,
         progress: false,
+        json: false,
     }
 }
 

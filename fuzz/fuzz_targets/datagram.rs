@@ -30,9 +30,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use dgecho::cli::ReplyMode;
+use dgecho::echo::ReplyMode;
 use dgecho::listener::Listener;
-use dgecho::server::{BUFFER_SIZE, Options, Server, Stats};
+use dgecho::defaults::BUFFER_SIZE;
+use dgecho::echo::{Options, Server, Stats};
 use libfuzzer_sys::fuzz_target;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, bind, socket};
 

@@ -54,39 +54,35 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeVal;
 
-use crate::cli::ReplyMode;
+use crate::defaults::{BATCH, BUFFER_SIZE, UNIX_SEND_BUFFER};
 use crate::listener::{Family, Listener};
 use crate::ratelimit::{self, Limiter, Rate};
 
-/// How often an idle worker wakes up to check whether it should stop; also
-/// the worst-case delay between a stop request and a worker's exit.
-pub const TICK: Duration = Duration::from_millis(250);
-
-/// The receive buffer: larger than the largest UDP payload (65,507 bytes on
-/// IPv4, 65,527 on IPv6). A Unix datagram that does not fit is detected
-/// with `MSG_TRUNC` and dropped, never answered with a partial copy.
-pub const BUFFER_SIZE: usize = 65536;
-
-/// The most UDP datagrams one `recvmmsg`/`sendmmsg` call handles. 16
-/// amortises the system call well while the worst case, 16 slots filled
-/// by 64 KiB datagrams, keeps the resident size near 1 MiB per socket.
-pub const BATCH: usize = 16;
+pub use crate::defaults::TICK;
 
 /// The smallest interval between two reports of the same kind of drop from
 /// one worker, so a flood of bad datagrams cannot flood the journal.
 const REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The send buffer asked for on Unix sockets (the kernel doubles it).
-///
-/// A Unix datagram stays charged to its sender's send buffer until the
-/// receiver reads it, so every reply that a client has not read yet uses
-/// the daemon's buffer, about 768 bytes for a short reply and 66 KiB for a
-/// full one. With the default 208 KiB, 1,000 clients that send at once get
-/// only about 270 replies (the rest fail with `EAGAIN`), and one client
-/// that leaves four full-size replies unread stops every other client's
-/// replies. 4 MiB (8 MiB charged) holds over 10,000 short replies, and more
-/// full-size ones than one client socket can hold (`net.unix.max_dgram_qlen`).
-pub const UNIX_SEND_BUFFER: usize = 4 << 20;
+/// What the daemon sends back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ReplyMode {
+    /// The datagram's bytes in reverse order, as the original ctypes echo
+    /// server did.
+    #[default]
+    Reverse,
+    /// The datagram unchanged, as RFC 862 describes.
+    Echo,
+}
+
+impl fmt::Display for ReplyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReplyMode::Reverse => "reverse",
+            ReplyMode::Echo => "echo",
+        })
+    }
+}
 
 /// How the loop treats datagrams.
 #[derive(Debug, Clone, Default)]

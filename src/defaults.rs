@@ -1,0 +1,78 @@
+//! Every default in one place: ports, paths, the loop-guard list and buffer
+//! sizes. `serve`, `client`, `bench`, the fuzz targets and the tests all
+//! read them from here, so that changing one never leaves a stale copy.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::addr::Addr;
+
+/// The UDP port `serve` binds on 127.0.0.1 when nothing else is given. The
+/// echo port 7 needs privileges; socket activation is how dgecho gets it.
+pub const UDP_PORT: u16 = 7007;
+
+/// The socket of the packaged `dgecho.socket` unit.
+pub const PACKAGED_SOCKET: &str = "/run/dgecho/dgecho.sock";
+
+/// The UDP source ports that `serve` never answers by default: source port 0
+/// (no real sender uses it) and the classic datagram services that answer
+/// anything (echo 7, daytime 13, chargen 19, time 37). Two such services
+/// pointed at each other would otherwise bounce a datagram forever; BSD
+/// inetd refuses the same list.
+pub const GUARD_PORTS: &str = "0,7,13,19,37";
+
+/// The receive buffer of one slot: larger than the largest UDP payload
+/// (65,507 bytes on IPv4, 65,527 on IPv6). A Unix datagram that does not fit
+/// is detected with `MSG_TRUNC` and dropped, never answered with a partial
+/// copy.
+pub const BUFFER_SIZE: usize = 65536;
+
+/// The most datagrams one receive or send call of the server handles. 16
+/// amortises the system call well while the worst case, 16 slots filled by
+/// 64 KiB datagrams, keeps the resident size near 1 MiB per socket.
+pub const BATCH: usize = 16;
+
+/// The send buffer asked for on Unix sockets (the kernel doubles it).
+///
+/// A Unix datagram stays charged to its sender's send buffer until the
+/// receiver reads it, so every reply that a client has not read yet uses
+/// the daemon's buffer, about 768 bytes for a short reply and 66 KiB for a
+/// full one. With the default 208 KiB, 1,000 clients that send at once get
+/// only about 270 replies (the rest fail with `EAGAIN`), and one client
+/// that leaves four full-size replies unread stops every other client's
+/// replies. 4 MiB (8 MiB charged) holds over 10,000 short replies.
+pub const UNIX_SEND_BUFFER: usize = 4 << 20;
+
+/// How often an idle worker wakes up to check whether it should stop; also
+/// the worst-case delay between a stop request and a worker's exit.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// The largest `bench --window`.
+pub const BENCH_MAX_WINDOW: usize = 4096;
+
+/// The smallest `bench --size`: each request carries its sequence number.
+pub const BENCH_MIN_SIZE: usize = 8;
+
+/// The largest UDP payload over IPv4, and so the largest `bench --size`.
+pub const MAX_UDP_PAYLOAD: usize = 65507;
+
+/// The Unix socket `serve` binds when nothing else is given:
+/// `$XDG_RUNTIME_DIR/dgecho.sock`, or `/tmp/dgecho-UID.sock`.
+pub fn unix_path() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("dgecho.sock"),
+        None => PathBuf::from(format!("/tmp/dgecho-{}.sock", nix::unistd::getuid())),
+    }
+}
+
+/// The addresses `serve` binds when there is neither a socket from systemd
+/// nor a `--listen` option.
+pub fn serve_addrs() -> Vec<Addr> {
+    vec![
+        Addr::Udp {
+            host: "127.0.0.1".into(),
+            port: UDP_PORT,
+        },
+        Addr::UnixPath(unix_path()),
+    ]
+}

@@ -1,0 +1,75 @@
+//! Exit statuses, and the marker that chooses status 6.
+//!
+//! systemd gives some exit statuses a meaning (`systemd.exec(5)`, "Process
+//! Exit Codes"): 2 is a usage error, 6 (`EXIT_NOTCONFIGURED`) a
+//! configuration error. `dgecho.service` has `RestartPreventExitStatus=6`,
+//! so a daemon that can never start with its configuration (a wrong fd from
+//! the socket unit, an address it cannot bind) fails once, visibly, instead
+//! of being restarted until the start limit.
+
+use std::fmt;
+
+/// A bad command line or address: exit status 2, as when clap refuses one.
+pub const USAGE: u8 = 2;
+/// The configuration cannot work: `EXIT_NOTCONFIGURED`.
+pub const NOT_CONFIGURED: u8 = 6;
+
+/// Marks an error chain as a configuration error (how dgecho was set up:
+/// the socket unit, `--listen`, the environment) rather than one that
+/// happened while running. It adds no text: `main` leaves it out when it
+/// prints the chain.
+#[derive(Debug)]
+pub struct NotConfigured;
+
+impl fmt::Display for NotConfigured {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ok(())
+    }
+}
+
+impl std::error::Error for NotConfigured {}
+
+/// Marks `err` as a configuration error: `main` then exits with status 6.
+pub fn not_configured(err: anyhow::Error) -> anyhow::Error {
+    err.context(NotConfigured)
+}
+
+/// The messages of an error chain, outermost first, without markers.
+pub fn messages(err: &anyhow::Error) -> impl Iterator<Item = String> + '_ {
+    err.chain()
+        .filter(|e| !e.is::<NotConfigured>())
+        .map(|e| e.to_string())
+}
+
+/// The exit status for an error: 2 for usage, 6 for configuration, 1 for
+/// anything else.
+pub fn status(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|e| e.is::<crate::addr::AddrError>()) {
+        USAGE
+    } else if err.chain().any(|e| e.is::<NotConfigured>()) {
+        NOT_CONFIGURED
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::{Context, anyhow};
+
+    #[test]
+    fn statuses_and_messages() {
+        let plain = anyhow!("boom");
+        assert_eq!(status(&plain), 1);
+        let conf = not_configured(
+            Err::<(), _>(anyhow!("root cause"))
+                .context("outer")
+                .unwrap_err(),
+        );
+        assert_eq!(status(&conf), NOT_CONFIGURED);
+        assert_eq!(messages(&conf).collect::<Vec<_>>(), ["outer", "root cause"]);
+        let usage = anyhow::Error::new("x:y:z".parse::<crate::addr::Addr>().unwrap_err());
+        assert_eq!(status(&usage), USAGE);
+    }
+}
