@@ -133,7 +133,7 @@ fn check(raw: RawFd, name: String) -> Result<Listener> {
             "fd {raw} (name {name:?}) from systemd is a datagram socket of family {other:?}; {expected}"
         ),
     };
-    Ok(Listener::new(fd, family, name))
+    Ok(Listener::with_addr(fd, family, name, Some(local)))
 }
 
 /// What an fd number refers to, as `/proc/self/fd` shows it (`socket:[…]`,

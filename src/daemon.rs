@@ -97,7 +97,7 @@ pub fn run(args: &ServeArgs, listen_env: &ListenEnv) -> Result<()> {
         if count == 1 { "" } else { "s" },
         args.reply
     );
-    notifier.ready(&status_line(&Stats::default()));
+    notifier.ready(&Stats::default().to_string());
 
     let exit = supervise(&server, &sigfd, notifier, watchdog, args.idle_timeout);
     let reason = match &exit {
@@ -174,7 +174,7 @@ fn supervise(
         }
         if now >= next_status {
             if stats != last_stats {
-                notifier.status(&status_line(&stats));
+                notifier.status(&stats.to_string());
             }
             last_stats = stats;
             next_status = now + STATUS_INTERVAL;
@@ -196,24 +196,6 @@ fn supervise(
             }
         }
     }
-}
-
-/// The `STATUS=` text: live counters for `systemctl status`.
-///
-/// Once a source has gone over `--rate-limit`, the count of those drops
-/// follows: "received 9, answered 5, dropped 4 (rate limited 4)". The
-/// final log line has every cause.
-pub fn status_line(stats: &Stats) -> String {
-    let mut s = format!(
-        "received {}, answered {}, dropped {}",
-        stats.received,
-        stats.answered,
-        stats.dropped()
-    );
-    if stats.rate_limited > 0 {
-        s.push_str(&format!(" (rate limited {})", stats.rate_limited));
-    }
-    s
 }
 
 fn humanize(d: Duration) -> String {

@@ -21,6 +21,9 @@ pub const PACKAGED_SOCKET: &str = "/run/dgecho/dgecho.sock";
 /// inetd refuses the same list.
 pub const GUARD_PORTS: &str = "0,7,13,19,37";
 
+/// [`GUARD_PORTS`] as numbers, for code that needs no parsing.
+pub const GUARD_PORT_LIST: [u16; 5] = [0, 7, 13, 19, 37];
+
 /// The receive buffer of one slot: larger than the largest UDP payload
 /// (65,507 bytes on IPv4, 65,527 on IPv6). A Unix datagram that does not fit
 /// is detected with `MSG_TRUNC` and dropped, never answered with a partial
@@ -75,4 +78,15 @@ pub fn serve_addrs() -> Vec<Addr> {
         },
         Addr::UnixPath(unix_path()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_port_forms_agree() {
+        let parsed: Vec<u16> = GUARD_PORTS.split(',').map(|p| p.parse().unwrap()).collect();
+        assert_eq!(parsed, GUARD_PORT_LIST);
+    }
 }

@@ -36,17 +36,17 @@ pub fn not_configured(err: anyhow::Error) -> anyhow::Error {
 
 /// The messages of an error chain, outermost first, without markers.
 pub fn messages(err: &anyhow::Error) -> impl Iterator<Item = String> + '_ {
-    err.chain()
-        .filter(|e| !e.is::<NotConfigured>())
-        .map(|e| e.to_string())
+    // The marker shows as an empty message in the chain.
+    err.chain().map(|e| e.to_string()).filter(|m| !m.is_empty())
 }
 
 /// The exit status for an error: 2 for usage, 6 for configuration, 1 for
 /// anything else.
 pub fn status(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.is::<crate::addr::AddrError>()) {
+    // anyhow's downcast sees through every layer of context.
+    if err.downcast_ref::<crate::addr::AddrError>().is_some() {
         USAGE
-    } else if err.chain().any(|e| e.is::<NotConfigured>()) {
+    } else if err.downcast_ref::<NotConfigured>().is_some() {
         NOT_CONFIGURED
     } else {
         1

@@ -30,6 +30,7 @@
 
 pub mod activation;
 pub mod addr;
+pub mod autobind;
 pub mod bench;
 pub mod cli;
 pub mod client;

@@ -38,6 +38,9 @@ pub struct Listener {
     fd: OwnedFd,
     family: Family,
     name: String,
+    /// The local address, from the one `getsockname` made for this socket.
+    addr: Option<SockaddrStorage>,
+    /// Its readable form, for logs.
     local: String,
     /// A socket file dgecho created itself and so removes on exit. Never set
     /// for sockets from systemd: those outlive us, with any datagrams still
@@ -48,11 +51,26 @@ pub struct Listener {
 impl Listener {
     /// Wraps a socket whose type and family the caller has already checked.
     pub(crate) fn new(fd: OwnedFd, family: Family, name: String) -> Listener {
-        let local = local_address(&fd);
+        let addr = getsockname::<SockaddrStorage>(fd.as_raw_fd()).ok();
+        Listener::with_addr(fd, family, name, addr)
+    }
+
+    /// Wraps a socket whose local address the caller has already read.
+    pub(crate) fn with_addr(
+        fd: OwnedFd,
+        family: Family,
+        name: String,
+        addr: Option<SockaddrStorage>,
+    ) -> Listener {
+        let local = match &addr {
+            Some(sa) => describe_local(sa),
+            None => "(unknown address)".into(),
+        };
         Listener {
             fd,
             family,
             name,
+            addr,
             local,
             cleanup: None,
         }
@@ -122,10 +140,23 @@ impl Listener {
 
     /// The UDP port this socket is bound to, if it is a UDP socket.
     pub fn udp_port(&self) -> Option<u16> {
-        let sa: SockaddrStorage = getsockname(self.fd.as_raw_fd()).ok()?;
+        let sa = self.addr.as_ref()?;
         sa.as_sockaddr_in()
             .map(|s| s.port())
             .or_else(|| sa.as_sockaddr_in6().map(|s| s.port()))
+    }
+
+    /// True when the socket is bound to 0.0.0.0 or [::]: only then can a
+    /// request arrive at one of several addresses, and the reply must name
+    /// which one it comes from.
+    pub fn is_wildcard(&self) -> bool {
+        let Some(sa) = &self.addr else {
+            return false;
+        };
+        sa.as_sockaddr_in().is_some_and(|a| a.ip().is_unspecified())
+            || sa
+                .as_sockaddr_in6()
+                .is_some_and(|a| a.ip().is_unspecified())
     }
 }
 
@@ -213,11 +244,8 @@ fn bind_unix_path(path: &Path, name: String) -> Result<Listener> {
     Ok(l)
 }
 
-/// A readable form of the socket's local address, for logs.
-fn local_address(fd: &OwnedFd) -> String {
-    let Ok(sa) = getsockname::<SockaddrStorage>(fd.as_raw_fd()) else {
-        return "(unknown address)".into();
-    };
+/// A readable form of a socket's local address, for logs.
+fn describe_local(sa: &SockaddrStorage) -> String {
     match sa.family() {
         Some(AddressFamily::Unix) => match sa.as_unix_addr() {
             Some(u) => describe_unix(u),

@@ -1,7 +1,7 @@
 //! Abuse and floods, bounded: many clients at once, floods of edge-case
 //! datagrams with a well-behaved client alongside, clients that vanish, and
 //! SIGTERM in the middle of a flood. The 10-minute soak is
-//! `tests/soak/soak.sh`.
+//! `tests/soak/soak.py`.
 
 use std::net::UdpSocket;
 use std::os::unix::net::UnixDatagram;
@@ -30,43 +30,6 @@ fn room_for_fds(n: u64) {
         );
         setrlimit(Resource::RLIMIT_NOFILE, want, hard).unwrap();
     }
-}
-
-/// The numbers of the final log line, "received R, answered A, dropped D
-/// (cause N, ...)"; checks that they add up and returns (R, A, D).
-fn final_counters(log: &str, signal: &str) -> (u64, u64, u64) {
-    let needle = format!("stopping (received {signal}): ");
-    let line = log
-        .lines()
-        .find_map(|l| l.split_once(&needle).map(|(_, r)| r.to_string()))
-        .unwrap_or_else(|| panic!("no final counters in the log:\n{log}"));
-    let num = |key: &str| -> u64 {
-        let (_, rest) = line
-            .split_once(&format!("{key} "))
-            .unwrap_or_else(|| panic!("no '{key}' in {line:?}"));
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let (r, a, d) = (num("received"), num("answered"), num("dropped"));
-    assert_eq!(r, a + d, "received = answered + dropped: {line}");
-    // Every cause in the parenthesis ("unbound sender 3, too large 0, ...").
-    let causes: u64 = match line.split_once('(') {
-        Some((_, c)) => c
-            .trim_end_matches(')')
-            .split(", ")
-            .map(|part| {
-                let n = part.rsplit(' ').next().unwrap();
-                n.parse::<u64>()
-                    .unwrap_or_else(|_| panic!("{part:?} in {line}"))
-            })
-            .sum(),
-        None => 0,
-    };
-    assert_eq!(d, causes, "dropped = the sum of its causes: {line}");
-    (r, a, d)
 }
 
 fn unix_daemon(dir: &TempDir) -> (Daemon, std::path::PathBuf) {
@@ -98,8 +61,8 @@ fn a_thousand_unix_clients_at_once_are_all_answered() {
     }
     d.signal(Signal::SIGTERM);
     assert_eq!(d.wait_exit().0.code(), Some(0));
-    let (r, a, dropped) = final_counters(&d.stderr(), "SIGTERM");
-    assert_eq!((r, a, dropped), (CLIENTS as u64, CLIENTS as u64, 0));
+    let s = d.final_stats("SIGTERM");
+    assert_eq!(s, counted(CLIENTS as u64, CLIENTS as u64));
 }
 
 /// A background sender that keeps going until told to stop (or a bound is
@@ -251,8 +214,8 @@ fn floods_of_edge_cases_do_not_stall_a_good_client() {
     let (status, took) = d.wait_exit();
     assert_eq!(status.code(), Some(0), "{}", d.stderr());
     assert!(took < Duration::from_secs(1), "took {took:?}");
-    let (received, answered, _) = final_counters(&d.stderr(), "SIGTERM");
-    assert!(received >= 100 && answered >= 100, "{}", d.stderr());
+    let s = d.final_stats("SIGTERM");
+    assert!(s.received >= 100 && s.answered >= 100, "{}", d.stderr());
 }
 
 #[test]
@@ -277,7 +240,7 @@ fn sigterm_mid_flood_stops_within_a_second_and_keeps_the_sockets() {
     let sent = flood.finish();
     assert_eq!(status.code(), Some(0), "{}", d.stderr());
     assert!(took < Duration::from_secs(1), "exit took {took:?}");
-    final_counters(&d.stderr(), "SIGTERM");
+    d.final_stats("SIGTERM");
     assert!(sent > 0);
 
     // Both sockets are intact: what is sent now (behind whatever the flood

@@ -44,9 +44,11 @@ fn missing_fdnames_are_unknown() {
     assert!(d.wait_log("ready").contains("name \"unknown\""));
 }
 
+/// A configuration error: exit status 6 (EXIT_NOTCONFIGURED), so that
+/// the unit's RestartPreventExitStatus=6 keeps systemd from retrying.
 fn refused(d: &mut Daemon) -> String {
     let (status, _) = d.wait_exit();
-    assert_eq!(status.code(), Some(1), "stderr:\n{}", d.stderr());
+    assert_eq!(status.code(), Some(6), "stderr:\n{}", d.stderr());
     assert!(!d.messages.iter().any(|m| m.contains("READY=1")));
     d.stderr()
 }
@@ -139,10 +141,18 @@ fn path_notify_socket_works_too() {
         .notify(NotifyKind::Path(dir.join("notify")))
         .spawn()
         .wait_ready();
-    assert!(
-        d.messages
-            .iter()
-            .any(|m| m.contains("STATUS=received 0, answered 0, dropped 0"))
+    let ready = d
+        .messages
+        .iter()
+        .find(|m| m.contains("READY=1"))
+        .expect("a READY=1 message");
+    let status = ready
+        .lines()
+        .find_map(|l| l.strip_prefix("STATUS="))
+        .expect("READY=1 comes with a STATUS=");
+    assert_eq!(
+        status.parse::<dgecho::echo::Stats>().unwrap(),
+        counted(0, 0)
     );
 }
 

@@ -235,7 +235,7 @@ fn serve_bind_errors_name_the_fix() {
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let (code, _, err) = run(&["serve", "--listen", &addr], &[]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 6, "a configuration error: EXIT_NOTCONFIGURED");
     assert!(
         err.starts_with(&format!("dgecho: error: cannot bind UDP {addr}")),
         "{err}"

@@ -3,6 +3,8 @@
 use std::net::UdpSocket;
 use std::os::unix::net::UnixDatagram;
 
+use dgecho::echo::Reason;
+
 use crate::util::*;
 
 fn udp_daemon(bind: &str, extra: &[&str]) -> (Daemon, std::net::SocketAddr) {
@@ -111,8 +113,8 @@ fn unbound_unix_sender_is_counted_not_answered() {
     let mut buf = [0u8; 8];
     assert_eq!(c.recv(&mut buf).unwrap(), 2);
     // ...and reports the drop in its status and log.
-    let s = d.wait_status(|s| s.contains("dropped 1"));
-    assert_eq!(s, "received 2, answered 1, dropped 1");
+    let s = d.wait_stats(|s| s.dropped() == 1);
+    assert_eq!(s, counted(2, 1).with(Reason::Unbound, 1));
     d.wait_log("from a sender with no address");
 }
 
@@ -129,7 +131,8 @@ fn oversized_unix_datagram_is_dropped_not_truncated() {
     let mut buf = vec![0u8; 200_000];
     let n = c.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"ko", "the first reply is to the small datagram");
-    d.wait_status(|s| s.contains("dropped 1"));
+    let s = d.wait_stats(|s| s.dropped() == 1);
+    assert_eq!(s, counted(2, 1).with(Reason::TooLarge, 1));
     d.wait_log("100000-byte datagram");
 }
 
@@ -153,9 +156,9 @@ fn a_client_that_vanished_does_not_stop_the_daemon() {
     assert_eq!(&buf[..n], b"llits");
     // Whether the client left before or after the reply is a race; either
     // way nothing is lost from the count.
-    let s = d.wait_status(|s| s.starts_with("received 2"));
+    let s = d.wait_stats(|s| s.received == 2);
     assert!(
-        s == "received 2, answered 1, dropped 1" || s == "received 2, answered 2, dropped 0",
+        s == counted(2, 1).with(Reason::SendFailed, 1) || s == counted(2, 2),
         "{s}"
     );
 }
@@ -175,8 +178,8 @@ fn loop_guard_refuses_listed_source_ports() {
         guarded.recv(&mut buf).is_err(),
         "no reply to a guarded port"
     );
-    let s = d.wait_status(|s| s.contains("dropped 1"));
-    assert_eq!(s, "received 2, answered 1, dropped 1");
+    let s = d.wait_stats(|s| s.dropped() == 1);
+    assert_eq!(s, counted(2, 1).with(Reason::LoopGuard, 1));
     d.wait_log(&format!("source port {port} is loop-guarded"));
 }
 

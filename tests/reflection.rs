@@ -16,36 +16,22 @@ use nix::sys::socket::{
 };
 
 use crate::netns::cannot_run;
-use crate::util::{Daemon, udp};
+use dgecho::echo::Reason;
 
-/// The final log line's counters: (received, answered, loop guard, rate
-/// limited); a cause that is not listed is 0.
+use crate::util::{Daemon, counted, udp};
+
+/// The final log line's counters, after SIGTERM: (received, answered,
+/// loop guard, rate limited).
 fn final_counters(d: &mut Daemon) -> (u64, u64, u64, u64) {
     d.signal(Signal::SIGTERM);
     let (status, _) = d.wait_exit();
     assert!(status.success(), "{status}: {}", d.stderr());
-    let log = d.stderr();
-    let line = log
-        .lines()
-        .find_map(|l| {
-            l.split_once("stopping (received SIGTERM): ")
-                .map(|(_, r)| r)
-        })
-        .unwrap_or_else(|| panic!("no final counters in:\n{log}"));
-    let num = |key: &str| -> u64 {
-        line.split_once(&format!("{key} ")).map_or(0, |(_, rest)| {
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-    };
+    let s = d.final_stats("SIGTERM");
     (
-        num("received"),
-        num("answered"),
-        num("loop guard"),
-        num("rate limited"),
+        s.received,
+        s.answered,
+        s[Reason::LoopGuard],
+        s[Reason::RateLimited],
     )
 }
 
@@ -70,8 +56,8 @@ fn rate_limit_answers_the_burst_then_drops_and_counts() {
         assert_eq!(c.recv(&mut buf).unwrap(), 1);
         assert_eq!(buf[0], i);
     }
-    let s = d.wait_status(|s| s.starts_with("received 8,"));
-    assert_eq!(s, "received 8, answered 3, dropped 5 (rate limited 5)");
+    let s = d.wait_stats(|s| s.received == 8);
+    assert_eq!(s, counted(8, 3).with(Reason::RateLimited, 5));
     // Another source has a bucket of its own.
     let other = udp("127.0.0.2:0");
     other.send_to(b"hi", addr).unwrap();
@@ -149,9 +135,9 @@ fn same_port_instances_never_bounce() {
     // The datagram B would send if it answered something: from B's
     // address and port, to A on the same port.
     forge(&raw, ba, aa, b"ping");
-    let s = da.wait_status(|s| s.starts_with("received 1,"));
+    let s = da.wait_stats(|s| s.received == 1);
     // answered 0: A sent nothing, so B has nothing to answer.
-    assert_eq!(s, "received 1, answered 0, dropped 1");
+    assert_eq!(s, counted(1, 0).with(Reason::LoopGuard, 1));
     // B handles datagrams in order: its reply to a probe means nothing
     // came before it.
     let probe = udp("127.0.0.1:0");
@@ -197,10 +183,10 @@ fn bounce(limit: &[&str], run: Duration) -> Option<[(u64, u64, u64, u64); 2]> {
     let start = Instant::now();
     if limit.is_empty() {
         // The exchange goes on until stopped; wait for it to show.
-        da.wait_status(|s| !s.starts_with("received 0,"));
+        da.wait_stats(|s| s.received > 0);
     } else {
         // One side's rate limit drops the datagram and ends it.
-        da.wait_status(|s| s.contains("rate limited"));
+        da.wait_stats(|s| s[Reason::RateLimited] > 0);
     }
     std::thread::sleep(run.saturating_sub(start.elapsed()));
     Some([final_counters(&mut da), final_counters(&mut db)])

@@ -13,6 +13,7 @@ mod bench;
 mod client;
 mod docs;
 mod echo;
+mod engine;
 mod lifecycle;
 mod netns;
 mod reflection;

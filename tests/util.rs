@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dgecho::echo::Stats;
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -20,6 +21,15 @@ use nix::unistd::Pid;
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dgecho");
+
+/// Counters with nothing dropped.
+pub fn counted(received: u64, answered: u64) -> Stats {
+    Stats {
+        received,
+        answered,
+        ..Stats::default()
+    }
+}
 
 /// Spawns are serialised: while one child is being started, the sockets it
 /// must inherit are not close-on-exec, and no other test may fork then.
@@ -317,6 +327,33 @@ impl Daemon {
         }
     }
 
+    /// Waits for a `STATUS=` whose counters satisfy `pred`, read with the
+    /// daemon's own parser.
+    pub fn wait_stats(&mut self, pred: impl Fn(&Stats) -> bool) -> Stats {
+        let s = self.wait_status(|s| s.parse::<Stats>().is_ok_and(|st| pred(&st)));
+        s.parse().unwrap()
+    }
+
+    /// The counters of the final log line, "stopping (received SIG): ...",
+    /// read with the daemon's own parser (which checks that the dropped
+    /// total is the sum of its reasons); also checks that every datagram
+    /// received was either answered or dropped.
+    pub fn final_stats(&self, signal: &str) -> Stats {
+        let log = self.stderr();
+        let needle = format!("stopping (received {signal}): ");
+        let line = log
+            .lines()
+            .find_map(|l| l.split_once(&needle).map(|(_, r)| r.to_string()))
+            .unwrap_or_else(|| panic!("no final counters in the log:\n{log}"));
+        let stats: Stats = line.parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            stats.received,
+            stats.answered + stats.dropped(),
+            "received = answered + dropped: {line}"
+        );
+        stats
+    }
+
     pub fn signal(&self, sig: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), sig).unwrap();
     }
@@ -435,15 +472,7 @@ pub fn udp(addr: &str) -> std::net::UdpSocket {
 
 /// A Unix datagram client bound to an automatic abstract address.
 pub fn autobound() -> UnixDatagram {
-    let fd = nix::sys::socket::socket(
-        nix::sys::socket::AddressFamily::Unix,
-        nix::sys::socket::SockType::Datagram,
-        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .unwrap();
-    nix::sys::socket::bind(fd.as_raw_fd(), &nix::sys::socket::UnixAddr::new_unnamed()).unwrap();
-    let s = UnixDatagram::from(fd);
+    let s = dgecho::autobind::autobound().unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
     s
 }

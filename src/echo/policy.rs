@@ -1,0 +1,274 @@
+//! The per-datagram decision: pure, with no system call, so that every
+//! rule is unit-tested without sockets and both loops share it.
+//!
+//! [`decide`] turns what is known of one datagram (its length, its sender,
+//! the socket's guard list, the sender's rate-limit bucket) into one
+//! [`Verdict`]: answer, or drop for a [`Reason`]. The loops do the I/O
+//! around it; the worker does the bookkeeping that follows from the
+//! verdict. A new rule is one more check here and, if it drops, one more
+//! [`Reason`].
+
+use std::fmt;
+
+use nix::sys::socket::{SockaddrIn, SockaddrIn6, SockaddrLike, UnixAddr};
+
+use super::reason::Reason;
+use crate::defaults::BUFFER_SIZE;
+use crate::ratelimit::{self, Limiter, Rate};
+
+/// What the daemon sends back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ReplyMode {
+    /// The datagram's bytes in reverse order, as the original ctypes echo
+    /// server did.
+    #[default]
+    Reverse,
+    /// The datagram unchanged, as RFC 862 describes.
+    Echo,
+}
+
+impl fmt::Display for ReplyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReplyMode::Reverse => "reverse",
+            ReplyMode::Echo => "echo",
+        })
+    }
+}
+
+/// What every worker of a server applies: the options, with the guard
+/// extended by the server's own UDP ports.
+#[derive(Debug, Clone)]
+pub(super) struct Policy {
+    pub reverse: bool,
+    /// `--guard-ports` plus `own`.
+    pub guard: Vec<u16>,
+    /// The UDP ports of the server's own sockets.
+    pub own: Vec<u16>,
+    /// Each worker's share of the limit.
+    pub rate: Option<Rate>,
+}
+
+impl Policy {
+    /// BSD inetd's check_loop: a datagram from one of our own ports is most
+    /// likely another dgecho (or echo service) on the same port of another
+    /// host, and answering it would start an endless exchange; so our own
+    /// ports join the guard list.
+    pub fn new(reply: ReplyMode, guard_ports: &[u16], own: Vec<u16>, rate: Option<Rate>) -> Policy {
+        let mut guard = guard_ports.to_vec();
+        for &p in &own {
+            if !guard.contains(&p) {
+                guard.push(p);
+            }
+        }
+        Policy {
+            reverse: reply == ReplyMode::Reverse,
+            guard,
+            own,
+            rate,
+        }
+    }
+}
+
+/// What the decision needs to know about a sender's address.
+pub trait Peer: SockaddrLike + Copy + fmt::Display {
+    /// The UDP source port, for the loop guard.
+    fn port(&self) -> Option<u16>;
+    /// True for a Unix sender that never bound its socket: there is no
+    /// address to reply to.
+    fn is_unbound(&self) -> bool;
+    /// The `--rate-limit` bucket of a UDP sender (see [`ratelimit`]).
+    fn rate_key(&self) -> Option<u128>;
+}
+
+impl Peer for UnixAddr {
+    fn port(&self) -> Option<u16> {
+        None
+    }
+    fn is_unbound(&self) -> bool {
+        // An unbound sender's address has no path bytes at all (the kernel
+        // may report a length of 0). Check the length first: nix's
+        // `is_unnamed` asserts that the family field is present.
+        (SockaddrLike::len(self) as usize) <= std::mem::size_of::<nix::libc::sa_family_t>()
+    }
+    fn rate_key(&self) -> Option<u128> {
+        None
+    }
+}
+
+impl Peer for SockaddrIn {
+    fn port(&self) -> Option<u16> {
+        Some(SockaddrIn::port(self))
+    }
+    fn is_unbound(&self) -> bool {
+        false
+    }
+    fn rate_key(&self) -> Option<u128> {
+        Some(ratelimit::key_v4(self.ip()))
+    }
+}
+
+impl Peer for SockaddrIn6 {
+    fn port(&self) -> Option<u16> {
+        Some(SockaddrIn6::port(self))
+    }
+    fn is_unbound(&self) -> bool {
+        false
+    }
+    fn rate_key(&self) -> Option<u128> {
+        Some(ratelimit::key_v6(self.ip()))
+    }
+}
+
+/// One received datagram, as the kernel described it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datagram {
+    /// The datagram's real length (`MSG_TRUNC` reports it even when it did
+    /// not fit).
+    pub len: usize,
+    /// The kernel cut it to fit the buffer.
+    pub truncated: bool,
+}
+
+/// A worker's rate-limit state at the time of a datagram.
+pub struct Bucket<'a> {
+    pub limiter: &'a mut Limiter,
+    /// The limiter's clock for the current batch.
+    pub now: u64,
+}
+
+/// The outcome for one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Answer,
+    Drop(Reason),
+}
+
+/// Decides what to do with one datagram. The checks run in this order, and
+/// the first that fails names the reason: a sender to reply to, a size that
+/// fit, a source port off the guard list, a token in the sender's bucket.
+/// The bucket is checked last so that only datagrams that would otherwise
+/// be answered spend a token.
+pub fn decide<P: Peer>(
+    d: Datagram,
+    peer: Option<&P>,
+    guard: &[u16],
+    bucket: Option<Bucket<'_>>,
+) -> Verdict {
+    let Some(peer) = peer.filter(|p| !p.is_unbound()) else {
+        return Verdict::Drop(Reason::Unbound);
+    };
+    if d.truncated || d.len > BUFFER_SIZE {
+        return Verdict::Drop(Reason::TooLarge);
+    }
+    if peer.port().is_some_and(|p| guard.contains(&p)) {
+        return Verdict::Drop(Reason::LoopGuard);
+    }
+    if let (Some(b), Some(key)) = (bucket, peer.rate_key()) {
+        if !b.limiter.allow(key, b.now) {
+            return Verdict::Drop(Reason::RateLimited);
+        }
+    }
+    Verdict::Answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(s: &str) -> SockaddrIn {
+        s.parse::<std::net::SocketAddrV4>().unwrap().into()
+    }
+
+    const OK: Datagram = Datagram {
+        len: 5,
+        truncated: false,
+    };
+
+    #[test]
+    fn answers_a_plain_datagram() {
+        assert_eq!(
+            decide(OK, Some(&v4("127.0.0.1:4000")), &[7], None),
+            Verdict::Answer
+        );
+    }
+
+    #[test]
+    fn size_sender_and_guard() {
+        let peer = v4("127.0.0.1:4000");
+        let cut = Datagram {
+            len: 70_000,
+            truncated: true,
+        };
+        assert_eq!(
+            decide(cut, Some(&peer), &[], None),
+            Verdict::Drop(Reason::TooLarge)
+        );
+        let big = Datagram {
+            len: BUFFER_SIZE + 1,
+            truncated: false,
+        };
+        assert_eq!(
+            decide(big, Some(&peer), &[], None),
+            Verdict::Drop(Reason::TooLarge)
+        );
+        assert_eq!(
+            decide(OK, Some(&peer), &[4000], None),
+            Verdict::Drop(Reason::LoopGuard)
+        );
+        assert_eq!(
+            decide::<SockaddrIn>(OK, None, &[], None),
+            Verdict::Drop(Reason::Unbound)
+        );
+        let unnamed = UnixAddr::new_unnamed();
+        assert_eq!(
+            decide(OK, Some(&unnamed), &[], None),
+            Verdict::Drop(Reason::Unbound)
+        );
+        // An unbound sender is reported as such even when too large.
+        assert_eq!(
+            decide::<UnixAddr>(cut, None, &[], None),
+            Verdict::Drop(Reason::Unbound)
+        );
+    }
+
+    #[test]
+    fn rate_limit_spends_tokens_only_on_answers() {
+        let mut limiter = Limiter::new(Rate {
+            per_sec: 0.01,
+            burst: 2,
+        });
+        let now = limiter.now();
+        let peer = v4("192.0.2.1:4000");
+        let mut run = |guard: &[u16]| {
+            decide(
+                OK,
+                Some(&peer),
+                guard,
+                Some(Bucket {
+                    limiter: &mut limiter,
+                    now,
+                }),
+            )
+        };
+        // A guarded datagram spends no token.
+        assert_eq!(run(&[4000]), Verdict::Drop(Reason::LoopGuard));
+        assert_eq!(run(&[]), Verdict::Answer);
+        assert_eq!(run(&[]), Verdict::Answer);
+        assert_eq!(run(&[]), Verdict::Drop(Reason::RateLimited));
+        // Unix senders have no bucket.
+        let unix = UnixAddr::new_abstract(b"x").unwrap();
+        let b = Bucket {
+            limiter: &mut limiter,
+            now,
+        };
+        assert_eq!(decide(OK, Some(&unix), &[], Some(b)), Verdict::Answer);
+    }
+
+    #[test]
+    fn own_ports_join_the_guard() {
+        let p = Policy::new(ReplyMode::Echo, &[7, 13], vec![13, 9000], None);
+        assert_eq!(p.guard, [7, 13, 9000]);
+        assert!(!p.reverse);
+    }
+}

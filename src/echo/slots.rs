@@ -1,0 +1,91 @@
+//! The receive slots and the replies of one batch, allocated once per
+//! worker: nothing on the per-datagram path allocates.
+
+use std::io::{IoSlice, IoSliceMut};
+
+use crate::defaults::{BATCH, BUFFER_SIZE};
+
+/// [`BATCH`] receive buffers of [`BUFFER_SIZE`] bytes each. Untouched pages
+/// cost no memory, so small datagrams keep the resident size to a few pages
+/// per slot; a reply is sent from the slot its request arrived in.
+pub(super) struct Slots {
+    bufs: Vec<u8>,
+}
+
+impl Slots {
+    pub fn new() -> Slots {
+        Slots {
+            bufs: vec![0u8; BATCH * BUFFER_SIZE],
+        }
+    }
+
+    /// Slot `i`, whole, to receive into.
+    pub fn slot_mut(&mut self, i: usize) -> &mut [u8] {
+        &mut self.bufs[i * BUFFER_SIZE..(i + 1) * BUFFER_SIZE]
+    }
+
+    /// The first `len` bytes of slot `i` (at most the slot), mutable so the
+    /// request can be turned into its reply in place.
+    pub fn data_mut(&mut self, i: usize, len: usize) -> &mut [u8] {
+        &mut self.slot_mut(i)[..len.min(BUFFER_SIZE)]
+    }
+
+    /// One receive vector per slot, for `recvmmsg`.
+    pub fn iovs_mut(&mut self) -> [[IoSliceMut<'_>; 1]; BATCH] {
+        let mut chunks = self.bufs.chunks_exact_mut(BUFFER_SIZE);
+        std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())])
+    }
+
+    /// The send vectors of `replies[from..to]`, for `sendmmsg`. Entries
+    /// past `to - from` repeat the last one and are never sent.
+    pub fn reply_iovs<P, S>(
+        &self,
+        replies: &Replies<P, S>,
+        from: usize,
+        to: usize,
+    ) -> [[IoSlice<'_>; 1]; BATCH] {
+        std::array::from_fn(|j| {
+            let k = (from + j).min(to - 1);
+            let (i, len) = (replies.slot[k], replies.len[k]);
+            [IoSlice::new(
+                &self.bufs[i * BUFFER_SIZE..i * BUFFER_SIZE + len],
+            )]
+        })
+    }
+}
+
+/// The replies of one batch, in arrival order: the slot and length of each,
+/// where it goes and, on wildcard UDP sockets, the address it leaves from.
+pub(super) struct Replies<P, S> {
+    pub to: [Option<P>; BATCH],
+    pub src: [Option<S>; BATCH],
+    slot: [usize; BATCH],
+    len: [usize; BATCH],
+    pub n: usize,
+}
+
+impl<P: Copy, S: Copy> Replies<P, S> {
+    pub fn new() -> Replies<P, S> {
+        Replies {
+            to: [None; BATCH],
+            src: [None; BATCH],
+            slot: [0; BATCH],
+            len: [0; BATCH],
+            n: 0,
+        }
+    }
+
+    /// Queues the reply in slot `slot`, of `len` bytes, to `to`.
+    pub fn push(&mut self, to: P, src: Option<S>, slot: usize, len: usize) {
+        let k = self.n;
+        self.to[k] = Some(to);
+        self.src[k] = src;
+        self.slot[k] = slot;
+        self.len[k] = len.min(BUFFER_SIZE);
+        self.n += 1;
+    }
+
+    pub fn clear(&mut self) {
+        self.n = 0;
+    }
+}
