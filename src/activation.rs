@@ -17,10 +17,10 @@ use nix::sys::socket::{
 };
 use nix::sys::stat::{SFlag, fstat};
 
+use crate::defaults::MAX_LISTEN_FDS;
 use crate::listener::{Family, Listener};
 
-/// What the environment said, read once in `main` before any thread starts
-/// (`listenfd` removes `LISTEN_PID` and `LISTEN_FDS` as it reads them).
+/// The `LISTEN_*` variables as they were.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListenEnv {
     pub pid: Option<String>,
@@ -28,13 +28,59 @@ pub struct ListenEnv {
     pub names: Option<String>,
 }
 
-impl ListenEnv {
-    pub fn from_env() -> ListenEnv {
-        ListenEnv {
+/// What this process inherited from systemd: the variables, and the fds
+/// that `listenfd` took when they are meant for us.
+pub struct Inherited {
+    env: ListenEnv,
+    fds: ListenFd,
+}
+
+impl Inherited {
+    /// Reads the environment, once, in `main` before any thread starts.
+    /// When the variables are meant for this process, `listenfd` takes the
+    /// fds (and removes `LISTEN_PID` and `LISTEN_FDS`, so that no child
+    /// would take them again); otherwise nothing is taken. Whatever is
+    /// wrong is reported later, by [`listeners`], once logging is set up.
+    pub fn take() -> Inherited {
+        let env = ListenEnv {
             pid: std::env::var("LISTEN_PID").ok(),
             fds: std::env::var("LISTEN_FDS").ok(),
             names: std::env::var("LISTEN_FDNAMES").ok(),
+        };
+        let fds = match env.count_for(std::process::id()) {
+            Some(Ok(_)) => ListenFd::from_env(),
+            _ => ListenFd::empty(),
+        };
+        Inherited { env, fds }
+    }
+
+    /// Nothing inherited (for tests and tools that never take sockets).
+    pub fn none() -> Inherited {
+        Inherited {
+            env: ListenEnv::default(),
+            fds: ListenFd::empty(),
         }
+    }
+}
+
+impl ListenEnv {
+    /// The number of fds meant for process `pid`: `None` when the
+    /// variables are absent or meant for another process, an error when
+    /// `LISTEN_FDS` is not a number within [`MAX_LISTEN_FDS`]. Pure: the
+    /// bound is checked before `listenfd` allocates a slot for each fd.
+    fn count_for(&self, pid: u32) -> Option<Result<usize, String>> {
+        let fds = self.fds.as_deref()?;
+        let ours = self.pid.as_deref().and_then(|p| p.parse::<u32>().ok()) == Some(pid);
+        if !ours {
+            return None;
+        }
+        Some(match fds.parse::<usize>() {
+            Ok(n) if n <= MAX_LISTEN_FDS => Ok(n),
+            _ => Err(format!(
+                "LISTEN_FDS={fds:?} is not a number of file descriptors from 0 to \
+                 {MAX_LISTEN_FDS}; check how dgecho is started"
+            )),
+        })
     }
 
     /// How many fds are meant for this process, with their names; `None`
@@ -57,10 +103,10 @@ impl ListenEnv {
                 return Ok(None);
             }
         }
-        let Ok(count) = fds.parse::<usize>() else {
-            bail!(
-                "LISTEN_FDS={fds:?} is not a number of file descriptors; check how dgecho is started"
-            );
+        let count = match self.count_for(pid) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => bail!(e),
+            None => return Ok(None),
         };
         let mut names: Vec<String> = match &self.names {
             Some(n) if !n.is_empty() => n.split(':').map(str::to_string).collect(),
@@ -80,11 +126,11 @@ impl ListenEnv {
 }
 
 /// Takes and checks every socket systemd passed to this process.
-pub fn listeners(env: &ListenEnv) -> Result<Vec<Listener>> {
+pub fn listeners(inherited: Inherited) -> Result<Vec<Listener>> {
+    let Inherited { env, mut fds } = inherited;
     let Some(names) = env.for_pid(std::process::id())? else {
         return Ok(Vec::new());
     };
-    let mut fds = ListenFd::from_env();
     if fds.len() != names.len() {
         bail!(
             "LISTEN_FDS says {} sockets, but only {} were found; check how dgecho is started",
@@ -201,5 +247,24 @@ mod tests {
     fn bad_count_is_an_error() {
         let err = env(Some("7"), Some("three"), None).for_pid(7).unwrap_err();
         assert!(err.to_string().contains("not a number"), "{err}");
+    }
+
+    #[test]
+    fn huge_counts_are_refused_before_anything_is_allocated() {
+        for huge in [
+            "1000000000",
+            "18446744073709551615",
+            "99999999999999999999999",
+        ] {
+            let e = env(Some("7"), Some(huge), None);
+            assert!(matches!(e.count_for(7), Some(Err(_))), "{huge}");
+            let err = e.for_pid(7).unwrap_err().to_string();
+            assert!(err.contains("from 0 to 1024"), "{err}");
+        }
+        assert_eq!(
+            env(Some("7"), Some("1024"), None).count_for(7),
+            Some(Ok(1024))
+        );
+        assert_eq!(env(Some("8"), Some("1"), None).count_for(7), None);
     }
 }

@@ -16,7 +16,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::AsFd;
 
-use crate::activation::{self, ListenEnv};
+use crate::activation::{self, Inherited};
 use crate::cli::ServeArgs;
 use crate::echo::{Options, Server, Stats, TICK};
 use crate::listener::Listener;
@@ -34,12 +34,12 @@ enum Exit {
 }
 
 /// Runs `dgecho serve` until SIGTERM/SIGINT or the idle timeout.
-pub fn run(args: &ServeArgs, listen_env: &ListenEnv) -> Result<()> {
+pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
     let watchdog = notify::watchdog_interval();
     // Take the passed-in fds before opening anything: a new fd (such as the
     // notify socket's) would otherwise reuse the number of a passed fd that
     // turned out to be closed, and be mistaken for it.
-    let mut listeners = activation::listeners(listen_env).map_err(exit::not_configured)?;
+    let mut listeners = activation::listeners(inherited).map_err(exit::not_configured)?;
     let notifier = &Notifier::from_env();
     let passed = listeners.len();
     for addr in &args.listen {
@@ -114,6 +114,21 @@ pub fn run(args: &ServeArgs, listen_env: &ListenEnv) -> Result<()> {
     }
 }
 
+/// What the supervisor keeps between two wake-ups.
+struct Supervisor<'a> {
+    server: &'a Server,
+    notifier: &'a Notifier,
+    watchdog: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    last_stats: Stats,
+    next_status: Instant,
+    last_activity: Instant,
+    next_watchdog: Instant,
+    /// Liveness: every loop's heartbeat must move between two checks that
+    /// are at least a few ticks apart.
+    beats: (Instant, Vec<u64>),
+}
+
 /// Waits for a signal, the idle timeout or a failed loop, meanwhile sending
 /// `STATUS=` and `WATCHDOG=1`.
 fn supervise(
@@ -124,77 +139,109 @@ fn supervise(
     idle_timeout: Option<Duration>,
 ) -> Result<Exit> {
     let start = Instant::now();
-    let mut last_stats = Stats::default();
-    let mut next_status = start + STATUS_INTERVAL;
-    let mut last_activity = start;
-    let mut next_watchdog = start;
-    // Liveness: every loop's heartbeat must move between two checks that
-    // are at least a few ticks apart.
-    let mut beats = (start, server.heartbeats());
     if let Some(w) = watchdog {
         debug!("watchdog on: WATCHDOG=1 every {}", humanize(w));
     }
-
+    let mut sup = Supervisor {
+        server,
+        notifier,
+        watchdog,
+        idle_timeout,
+        last_stats: Stats::default(),
+        next_status: start + STATUS_INTERVAL,
+        last_activity: start,
+        next_watchdog: start,
+        beats: (start, server.heartbeats()),
+    };
     loop {
-        let now = Instant::now();
-        let mut deadline = next_status;
-        if watchdog.is_some() {
-            deadline = deadline.min(next_watchdog);
-        }
-        if let Some(idle) = idle_timeout {
-            deadline = deadline.min(last_activity + idle);
-        }
-        let wait = deadline.saturating_duration_since(now);
-        let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
-        let readable = match poll(&mut fds, PollTimeout::from(ms)) {
-            Ok(n) => n > 0,
-            Err(nix::errno::Errno::EINTR) => false,
-            Err(e) => return Err(e).context("poll on the signalfd failed"),
-        };
-        if readable {
-            if let Some(info) = sigfd.read_signal().context("cannot read the signalfd")? {
-                let sig = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGTERM);
-                return Ok(Exit::Signal(sig));
-            }
+        if let Some(sig) = wait_signal(sigfd, sup.deadline())? {
+            return Ok(Exit::Signal(sig));
         }
         if let Some(label) = server.failed() {
             bail!("the loop on {label} ended unexpectedly");
         }
+        if let Some(exit) = sup.wake(Instant::now()) {
+            return Ok(exit);
+        }
+    }
+}
 
-        let now = Instant::now();
-        let stats = server.stats();
-        if stats.received != last_stats.received {
-            last_activity = now;
+/// Waits up to `deadline` for a signal on the signalfd.
+fn wait_signal(sigfd: &SignalFd, deadline: Instant) -> Result<Option<Signal>> {
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+    let readable = match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(n) => n > 0,
+        Err(nix::errno::Errno::EINTR) => false,
+        Err(e) => return Err(e).context("poll on the signalfd failed"),
+    };
+    if !readable {
+        return Ok(None);
+    }
+    match sigfd.read_signal().context("cannot read the signalfd")? {
+        Some(info) => Ok(Some(
+            Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGTERM),
+        )),
+        None => Ok(None),
+    }
+}
+
+impl Supervisor<'_> {
+    /// When the next thing is due: a status, a watchdog ping, idle exit.
+    fn deadline(&self) -> Instant {
+        let mut deadline = self.next_status;
+        if self.watchdog.is_some() {
+            deadline = deadline.min(self.next_watchdog);
         }
-        if let Some(idle) = idle_timeout {
-            if now.duration_since(last_activity) >= idle {
-                return Ok(Exit::Idle(idle));
+        if let Some(idle) = self.idle_timeout {
+            deadline = deadline.min(self.last_activity + idle);
+        }
+        deadline
+    }
+
+    /// Does what is due at `now`; returns the idle exit when it is time.
+    fn wake(&mut self, now: Instant) -> Option<Exit> {
+        let stats = self.server.stats();
+        if stats.received != self.last_stats.received {
+            self.last_activity = now;
+        }
+        if let Some(idle) = self.idle_timeout {
+            if now.duration_since(self.last_activity) >= idle {
+                return Some(Exit::Idle(idle));
             }
         }
-        if now >= next_status {
-            if stats != last_stats {
-                notifier.status(&stats.to_string());
+        if now >= self.next_status {
+            if stats != self.last_stats {
+                self.notifier.status(&stats.to_string());
             }
-            last_stats = stats;
-            next_status = now + STATUS_INTERVAL;
+            self.last_stats = stats;
+            self.next_status = now + STATUS_INTERVAL;
         }
-        if let Some(interval) = watchdog {
-            if now >= next_watchdog {
-                if now.duration_since(beats.0) >= 3 * TICK {
-                    let current = server.heartbeats();
-                    let stuck = current.iter().zip(&beats.1).any(|(a, b)| a == b);
-                    beats = (now, current);
-                    if stuck {
-                        error!("a socket loop has stopped turning: withholding WATCHDOG=1");
-                        next_watchdog = now + interval;
-                        continue;
-                    }
+        if let Some(interval) = self.watchdog {
+            if now >= self.next_watchdog {
+                if self.loops_turn(now) {
+                    self.notifier.watchdog();
+                } else {
+                    error!("a socket loop has stopped turning: withholding WATCHDOG=1");
                 }
-                notifier.watchdog();
-                next_watchdog = now + interval;
+                self.next_watchdog = now + interval;
             }
         }
+        None
+    }
+
+    /// False when some loop's heartbeat has not moved since the last check
+    /// at least three ticks ago; true otherwise (also when it is too early
+    /// to tell).
+    fn loops_turn(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.beats.0) < 3 * TICK {
+            return true;
+        }
+        let current = self.server.heartbeats();
+        let stuck = current.iter().zip(&self.beats.1).any(|(a, b)| a == b);
+        self.beats = (now, current);
+        !stuck
     }
 }
 

@@ -50,6 +50,11 @@ pub const UNIX_SEND_BUFFER: usize = 4 << 20;
 /// the worst-case delay between a stop request and a worker's exit.
 pub const TICK: Duration = Duration::from_millis(250);
 
+/// The most sockets dgecho takes from systemd. Each gets a thread and about
+/// 1 MiB of buffers, and a socket unit with more than a few is a mistake;
+/// the bound also keeps a wild `LISTEN_FDS` from costing memory.
+pub const MAX_LISTEN_FDS: usize = 1024;
+
 /// The largest `bench --window`.
 pub const BENCH_MAX_WINDOW: usize = 4096;
 

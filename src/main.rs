@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use dgecho::activation::ListenEnv;
+use dgecho::activation::Inherited;
 use dgecho::cli::{BenchArgs, Cli, Command};
 use dgecho::{bench, client, daemon, exit, logging};
 
@@ -13,11 +13,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Read the environment before any thread exists: listenfd removes the
     // LISTEN_* variables as it takes the sockets.
-    let listen_env = ListenEnv::from_env();
+    let inherited = Inherited::take();
     logging::init(cli.verbose, cli.quiet);
 
     let result = match &cli.command {
-        Command::Serve(args) => daemon::run(args, &listen_env),
+        Command::Serve(args) => daemon::run(args, inherited),
         Command::Client(args) => client::run(args, cli.verbose > 0),
         Command::Bench(args) => bench::run(&bench_options(args)),
     };

@@ -1,7 +1,7 @@
 //! Abuse and floods, bounded: many clients at once, floods of edge-case
 //! datagrams with a well-behaved client alongside, clients that vanish, and
 //! SIGTERM in the middle of a flood. The 10-minute soak is
-//! `tests/soak/soak.py`.
+//! `bench/soak.py`.
 
 use std::net::UdpSocket;
 use std::os::unix::net::UnixDatagram;

@@ -15,7 +15,7 @@ At the end it sends SIGTERM in the middle of the load and checks:
 - the final log line adds up: received = answered + dropped, and dropped is
   the sum of its causes; the daemon answered at least what bench counted.
 
-Usage: tests/soak/soak.py [--duration SECONDS] [--quick] [--bin PATH]
+Usage: bench/soak.py [--duration SECONDS] [--quick] [--bin PATH]
        [--json FILE]
   --duration  default 600; --quick is 20 seconds.
   --bin       default target/release/dgecho (built if missing).
@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def free_udp_port():

@@ -6,13 +6,13 @@
 # sockets. Needs: cargo, gcc, python3, root (or a writable cpu cgroup) for
 # the quota.
 #
-#   tests/bench/run.sh            full run (~3 minutes), prints a Markdown table
-#   tests/bench/run.sh --quick    smoke run (< 1 minute)
+#   bench/run.sh            full run (~3 minutes), prints a Markdown table
+#   bench/run.sh --quick    smoke run (< 1 minute)
 #   extra options go to harness.py (--share 0.5, --rounds 5, --raw FILE,
 #   --serve-args "--workers 2", ...)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+root=$(cd "$here/.." && pwd)
 out=${DGECHO_BENCH_DIR:-$root/target/bench}
 mkdir -p "$out"
 
