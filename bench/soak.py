@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Endurance soak for dgecho (issue 6, section 5).
+"""Endurance soak for dgecho: memory, fds and counters under full load.
 
 Starts one `dgecho serve` on a UDP port and an abstract Unix socket, with a
 NOTIFY_SOCKET this script owns, and loads both at full speed with

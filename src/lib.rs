@@ -3,27 +3,36 @@
 //!
 //! systemd binds the sockets of `dgecho.socket` and starts `dgecho serve`
 //! on the first datagram; the daemon answers every datagram on every socket
-//! with a raw `recvmsg`/`sendto` loop and keeps systemd informed with
+//! with a raw receive/send loop (`recvmmsg`/`sendmmsg` batches, a lone
+//! datagram answered at once) and keeps systemd informed with
 //! `sd_notify`. `dgecho client` checks a socket from the other side and, when
 //! something is wrong, says what and how to fix it.
 //!
 //! # Layout
-//! - [`cli`]: the command line, shared with the man page and completions.
+//! - [`cli`]: the command line, shared with the man page and completions;
+//!   [`manual`]: the man pages' own sections.
+//! - [`defaults`]: every default (ports, paths, guard list, buffer sizes).
 //! - [`addr`]: the one address grammar (`unix:/path`, `unix:@name`,
 //!   `udp:HOST:PORT`, ...), pure and separately testable.
 //! - [`activation`]: sockets passed in by systemd, each checked before use.
 //! - [`listener`]: a socket to serve, from systemd or bound by dgecho.
-//! - [`server`]: the echo loops and their counters; takes already-bound
-//!   sockets and a stop trigger, so tests can hand it a `127.0.0.1:0` socket.
+//! - [`echo`]: the engine, a folder of one concern per file: the server's
+//!   lifecycle, the pure per-datagram decision, the drop reasons, the
+//!   counters, and one loop per transport. It takes already-bound sockets
+//!   and a stop trigger, so tests can hand it a `127.0.0.1:0` socket.
 //! - [`ratelimit`]: the per-source token buckets of `--rate-limit`, in a
 //!   table of fixed size.
 //! - [`daemon`]: `dgecho serve`: readiness, status, watchdog, signals, idle
 //!   exit.
 //! - [`notify`]: `sd_notify` over path and abstract sockets.
 //! - [`client`]: `dgecho client` and its explanations of failures.
-//! - [`bench`](mod@bench): `dgecho bench`, a batched load generator that checks every
-//!   reply and reports replies/s, loss and RTT percentiles.
+//! - [`autobind`]: a Unix socket with an automatic abstract address, for
+//!   the client and the tests.
+//! - [`bench`](mod@bench): `dgecho bench`, a batched load generator that
+//!   checks every reply and reports replies/s, loss and RTT percentiles.
 //! - [`logging`]: journal-aware log format.
+//! - [`exit`]: exit statuses (2 usage, 6 configuration) and how errors
+//!   choose them.
 //!
 //! `main.rs` only parses, sets up logging, dispatches and maps errors to an
 //! exit status.
@@ -40,5 +49,6 @@ pub mod echo;
 pub mod exit;
 pub mod listener;
 pub mod logging;
+pub mod manual;
 pub mod notify;
 pub mod ratelimit;

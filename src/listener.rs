@@ -146,7 +146,7 @@ impl Listener {
             .or_else(|| sa.as_sockaddr_in6().map(|s| s.port()))
     }
 
-    /// True when the socket is bound to 0.0.0.0 or [::]: only then can a
+    /// True when the socket is bound to `0.0.0.0` or `[::]`: only then can a
     /// request arrive at one of several addresses, and the reply must name
     /// which one it comes from.
     pub fn is_wildcard(&self) -> bool {

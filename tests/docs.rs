@@ -1,5 +1,6 @@
 //! The man pages and shell completions under `packaging/` are generated from
-//! the clap definition (`dgecho::cli::Cli`) and committed, so that packagers
+//! the clap definition (`dgecho::cli::Cli`) and the man pages' own text
+//! (`dgecho::manual`), and committed, so that packagers
 //! need neither a build script nor a run of the binary to get them. This test
 //! regenerates them in memory and fails when the committed files differ.
 //!
@@ -17,6 +18,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
+use dgecho::manual::{self, Block, Span};
 
 const BLESS_VAR: &str = "DGECHO_BLESS";
 
@@ -30,7 +32,7 @@ fn generate() -> BTreeMap<PathBuf, String> {
 
     files.insert(man_path("dgecho"), main_page(&cmd));
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let man = Man::new(sub.clone());
+        let man = page(sub.clone());
         let mut out = Vec::new();
         man.render(&mut out).unwrap();
         let mut page = String::from_utf8(out).unwrap();
@@ -54,6 +56,14 @@ fn generate() -> BTreeMap<PathBuf, String> {
     files
 }
 
+/// A page with the footers every page carries: date and source.
+fn page(cmd: clap::Command) -> Man {
+    Man::new(cmd)
+        .date(manual::DATE)
+        .source(manual::SOURCE)
+        .manual(manual::MANUAL)
+}
+
 fn man_path(name: &str) -> PathBuf {
     Path::new("packaging/man").join(format!("{name}.1"))
 }
@@ -61,7 +71,7 @@ fn man_path(name: &str) -> PathBuf {
 /// dgecho(1): clap_mangen's sections, then ours. The command's after_help
 /// (the address list) is left out here because ADDRESSES below says more.
 fn main_page(cmd: &clap::Command) -> String {
-    let man = Man::new(cmd.clone());
+    let man = page(cmd.clone());
     let mut out = Vec::new();
     man.render_title(&mut out).unwrap();
     man.render_name_section(&mut out).unwrap();
@@ -79,227 +89,48 @@ fn section(r: &mut Roff, title: &str) {
     r.control("SH", [title]);
 }
 
-fn para(r: &mut Roff, text: impl Into<Vec<Inline>>) {
-    r.control("PP", []);
-    r.text(text);
+fn spans(spans: &[Span]) -> Vec<Inline> {
+    spans
+        .iter()
+        .map(|s| match *s {
+            Span::Roman(t) => roman(t),
+            Span::Bold(t) => bold(t),
+            Span::Italic(t) => italic(t),
+        })
+        .collect()
 }
 
-fn item(r: &mut Roff, tag: impl Into<Vec<Inline>>, body: impl Into<Vec<Inline>>) {
-    r.control("TP", []);
-    r.text(tag);
-    r.text(body);
-}
-
-fn example(r: &mut Roff, what: &str, lines: &[&str]) {
-    para(r, [roman(what)]);
-    r.control("PP", []);
-    r.control("RS", ["4"]);
-    r.control("nf", []);
-    for line in lines {
-        r.text([roman(*line)]);
-    }
-    r.control("fi", []);
-    r.control("RE", []);
-}
-
+/// dgecho's own sections (`dgecho::manual`), in roff.
 fn extra_sections() -> String {
     let mut r = Roff::default();
-
-    section(&mut r, "ADDRESSES");
-    para(
-        &mut r,
-        [roman(
-            "serve --listen and the client's ADDR use one grammar. Anything else is rejected \
-             with an error that lists these forms:",
-        )],
-    );
-    item(
-        &mut r,
-        [bold("unix:"), italic("/path")],
-        [roman(
-            "A Unix datagram socket bound to a path in the file system.",
-        )],
-    );
-    item(
-        &mut r,
-        [bold("unix:@"), italic("name")],
-        [roman(
-            "A Unix datagram socket in the abstract namespace (Linux): no file, gone with \
-             the last socket.",
-        )],
-    );
-    item(
-        &mut r,
-        [italic("/path")],
-        [roman(
-            "Any argument containing a slash is a Unix socket path.",
-        )],
-    );
-    item(
-        &mut r,
-        [bold("udp:"), italic("HOST"), bold(":"), italic("PORT")],
-        [roman(
-            "UDP. HOST may be a host name, an IPv4 address or an IPv6 address in brackets.",
-        )],
-    );
-    item(
-        &mut r,
-        [italic("HOST"), bold(":"), italic("PORT")],
-        [roman("UDP, the same as udp:HOST:PORT.")],
-    );
-    item(
-        &mut r,
-        [bold("["), italic("IPV6"), bold("]:"), italic("PORT")],
-        [roman("UDP over IPv6, for example [::1]:7.")],
-    );
-    para(
-        &mut r,
-        [roman(
-            "Without sockets from systemd and without --listen, dgecho serve binds \
-             127.0.0.1:7007 and $XDG_RUNTIME_DIR/dgecho.sock (/tmp/dgecho-UID.sock when \
-             XDG_RUNTIME_DIR is unset), for trying it out by hand, and logs where it listens. \
-             Without ADDR, dgecho client uses /run/dgecho/dgecho.sock when that socket exists, \
-             otherwise the Unix socket that serve binds by default.",
-        )],
-    );
-
-    section(&mut r, "FILES");
-    item(
-        &mut r,
-        [italic("/run/dgecho/dgecho.sock")],
-        [roman(
-            "The Unix datagram socket of the packaged dgecho.socket unit (mode 0666: every \
-             local user may use it), and the client's default address.",
-        )],
-    );
-    item(
-        &mut r,
-        [italic("/usr/lib/systemd/system/dgecho.socket")],
-        [roman(
-            "The sockets systemd holds for the daemon: the Unix socket above and UDP port 7 \
-             (echo) on 127.0.0.1 and [::1]. Enabled by the packages; the first datagram starts \
-             the service. Debian installs the units in /lib/systemd/system.",
-        )],
-    );
-    item(
-        &mut r,
-        [italic("/usr/lib/systemd/system/dgecho.service")],
-        [roman(
-            "The daemon, dgecho serve, as a hardened Type=notify service with a watchdog. It \
-             is not enabled by itself: it is socket-activated. Change it with a drop-in \
-             (systemctl edit dgecho.service).",
-        )],
-    );
-
-    section(&mut r, "ENVIRONMENT");
-    item(
-        &mut r,
-        [
-            bold("LISTEN_PID"),
-            roman(", "),
-            bold("LISTEN_FDS"),
-            roman(", "),
-            bold("LISTEN_FDNAMES"),
-        ],
-        [roman(
-            "Sockets passed in by systemd (sd_listen_fds(3)), from file descriptor 3 on. They \
-             are used only when LISTEN_PID is the daemon's own PID. Every one must be a \
-             datagram socket of the Unix, IPv4 or IPv6 family; anything else stops start-up \
-             with an error naming the descriptor.",
-        )],
-    );
-    item(
-        &mut r,
-        [bold("NOTIFY_SOCKET")],
-        [roman(
-            "Where serve sends READY=1, STATUS= with its counters, WATCHDOG=1 and STOPPING=1 \
-             (sd_notify(3)). A path or an abstract @name.",
-        )],
-    );
-    item(
-        &mut r,
-        [bold("WATCHDOG_USEC")],
-        [roman(
-            "When set (WatchdogSec= in the unit), serve sends WATCHDOG=1 at half this \
-             interval, and only while every socket's loop is alive.",
-        )],
-    );
-    item(
-        &mut r,
-        [bold("JOURNAL_STREAM")],
-        [roman(
-            "When standard error is the journal, log lines carry syslog priority prefixes \
-             instead of time stamps.",
-        )],
-    );
-    item(
-        &mut r,
-        [bold("RUST_LOG")],
-        [roman(
-            "Log filter in env_logger syntax (for example debug, or dgecho=trace); it \
-             overrides -v and -q. At trace level serve logs one line per datagram.",
-        )],
-    );
-    item(
-        &mut r,
-        [bold("XDG_RUNTIME_DIR")],
-        [roman(
-            "Where serve binds its default Unix socket, and where the client looks for it, \
-             when neither systemd nor --listen gives a socket.",
-        )],
-    );
-
-    section(&mut r, "EXIT STATUS");
-    item(
-        &mut r,
-        [bold("0")],
-        [roman(
-            "Success: every message got its reply, or the daemon stopped cleanly (SIGTERM, \
-             SIGINT or the idle timeout).",
-        )],
-    );
-    item(
-        &mut r,
-        [bold("1")],
-        [roman(
-            "An error, printed as \"dgecho: error: ...\" with its causes: no reply within \
-             --timeout, an unreachable address, a socket from systemd that is not a datagram \
-             socket.",
-        )],
-    );
-    item(
-        &mut r,
-        [bold("2")],
-        [roman(
-            "A usage error: an unknown option, a malformed address or value.",
-        )],
-    );
-
-    section(&mut r, "EXAMPLES");
-    example(
-        &mut r,
-        "Enable the packaged sockets, then ask the daemon (started by the first datagram):",
-        &[
-            "systemctl enable --now dgecho.socket",
-            "dgecho client hello",
-            "olleh",
-        ],
-    );
-    example(
-        &mut r,
-        "The same over UDP on the echo port, with size, source and round-trip time:",
-        &["dgecho client -v 127.0.0.1:7 hello"],
-    );
-    example(
-        &mut r,
-        "Run a daemon by hand on an abstract socket and a UDP port, answering RFC 862 style:",
-        &["dgecho serve --listen unix:@dgecho --listen [::1]:7007 --reply echo"],
-    );
-    example(
-        &mut r,
-        "Send each line of a file as one datagram, waiting half a second for each reply:",
-        &["dgecho client --timeout 0.5 unix:@dgecho < lines.txt"],
-    );
+    for s in manual::SECTIONS {
+        section(&mut r, s.title);
+        for block in s.blocks {
+            match *block {
+                Block::Para(text) => {
+                    r.control("PP", []);
+                    r.text([roman(text)]);
+                }
+                Block::Item(tag, body) => {
+                    r.control("TP", []);
+                    r.text(spans(tag));
+                    r.text([roman(body)]);
+                }
+                Block::Example(what, lines) => {
+                    r.control("PP", []);
+                    r.text([roman(what)]);
+                    r.control("PP", []);
+                    r.control("RS", ["4"]);
+                    r.control("nf", []);
+                    for line in lines {
+                        r.text([roman(*line)]);
+                    }
+                    r.control("fi", []);
+                    r.control("RE", []);
+                }
+            }
+        }
+    }
     r.to_roff()
 }
 
@@ -313,15 +144,7 @@ fn see_also(cmd: &clap::Command, current: Option<&str>) -> String {
             refs.push(format!("dgecho-{}(1)", sub.get_name()));
         }
     }
-    refs.extend(
-        [
-            "systemctl(1)",
-            "systemd.socket(5)",
-            "systemd.service(5)",
-            "sd_listen_fds(3)",
-        ]
-        .map(String::from),
-    );
+    refs.extend(manual::SEE_ALSO.iter().map(|s| s.to_string()));
     let mut r = Roff::default();
     section(&mut r, "SEE ALSO");
     r.text([roman(refs.join(", "))]);
@@ -389,6 +212,9 @@ fn man_page_covers_the_contract() {
         ".SH ENVIRONMENT",
         ".SH \"EXIT STATUS\"",
         ".SH EXAMPLES",
+        "EXIT_NOTCONFIGURED",
+        "2026",
+        "dgecho 0.1.0",
         "/run/dgecho/dgecho.sock",
         "dgecho.socket",
         "LISTEN_FDNAMES",

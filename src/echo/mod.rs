@@ -41,7 +41,7 @@
 //!
 //! # Stopping without losing datagrams
 //! Sockets carry a receive timeout (`SO_RCVTIMEO`,
-//! [`TICK`](crate::defaults::TICK)) so an idle worker wakes up a few times
+//! [`TICK`]) so an idle worker wakes up a few times
 //! a second to see the stop flag. A stopping worker never receives again,
 //! so whatever is still queued stays in the socket for the next instance
 //! that systemd starts. A blocking receive with a timeout costs nothing per

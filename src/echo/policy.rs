@@ -9,6 +9,7 @@
 //! [`Reason`].
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use nix::sys::socket::{SockaddrIn, SockaddrIn6, SockaddrLike, UnixAddr};
 
@@ -72,51 +73,46 @@ impl Policy {
 
 /// What the decision needs to know about a sender's address.
 pub trait Peer: SockaddrLike + Copy + fmt::Display {
-    /// The UDP source port, for the loop guard.
-    fn port(&self) -> Option<u16>;
+    /// The sender's IP address and port, for a UDP sender.
+    fn inet(&self) -> Option<SocketAddr> {
+        None
+    }
     /// True for a Unix sender that never bound its socket: there is no
     /// address to reply to.
-    fn is_unbound(&self) -> bool;
+    fn is_unbound(&self) -> bool {
+        false
+    }
+    /// The UDP source port, for the loop guard.
+    fn port(&self) -> Option<u16> {
+        self.inet().map(|a| a.port())
+    }
     /// The `--rate-limit` bucket of a UDP sender (see [`ratelimit`]).
-    fn rate_key(&self) -> Option<u128>;
+    fn rate_key(&self) -> Option<u128> {
+        self.inet().map(|a| match a.ip() {
+            IpAddr::V4(ip) => ratelimit::key_v4(ip),
+            IpAddr::V6(ip) => ratelimit::key_v6(ip),
+        })
+    }
 }
 
 impl Peer for UnixAddr {
-    fn port(&self) -> Option<u16> {
-        None
-    }
     fn is_unbound(&self) -> bool {
         // An unbound sender's address has no path bytes at all (the kernel
         // may report a length of 0). Check the length first: nix's
         // `is_unnamed` asserts that the family field is present.
         (SockaddrLike::len(self) as usize) <= std::mem::size_of::<nix::libc::sa_family_t>()
     }
-    fn rate_key(&self) -> Option<u128> {
-        None
-    }
 }
 
 impl Peer for SockaddrIn {
-    fn port(&self) -> Option<u16> {
-        Some(SockaddrIn::port(self))
-    }
-    fn is_unbound(&self) -> bool {
-        false
-    }
-    fn rate_key(&self) -> Option<u128> {
-        Some(ratelimit::key_v4(self.ip()))
+    fn inet(&self) -> Option<SocketAddr> {
+        Some(SocketAddrV4::from(*self).into())
     }
 }
 
 impl Peer for SockaddrIn6 {
-    fn port(&self) -> Option<u16> {
-        Some(SockaddrIn6::port(self))
-    }
-    fn is_unbound(&self) -> bool {
-        false
-    }
-    fn rate_key(&self) -> Option<u128> {
-        Some(ratelimit::key_v6(self.ip()))
+    fn inet(&self) -> Option<SocketAddr> {
+        Some(SocketAddrV6::from(*self).into())
     }
 }
 

@@ -10,6 +10,7 @@ use nix::sys::socket::{SockaddrIn, SockaddrIn6};
 
 use super::policy::{Policy, ReplyMode};
 use super::stats::{Counters, Stats};
+use super::worker::Job;
 use super::{tuning, udp, unix};
 use crate::listener::{Family, Listener};
 use crate::ratelimit::Rate;
@@ -141,14 +142,19 @@ fn spawn(
     let handle = std::thread::Builder::new()
         .name(thread)
         .spawn(move || {
-            let (l, p, c, s) = (&*listener, &*policy, &*c, &*stop);
-            let r = match l.family() {
-                Family::Unix => unix::serve(l, p, c, s),
-                Family::Inet => udp::serve::<SockaddrIn>(l, p, c, s),
-                Family::Inet6 => udp::serve::<SockaddrIn6>(l, p, c, s),
+            let job = Job {
+                listener: &listener,
+                policy: &policy,
+                counters: &c,
+                stop: &stop,
+            };
+            let r = match listener.family() {
+                Family::Unix => unix::serve(&job),
+                Family::Inet => udp::serve::<SockaddrIn>(&job),
+                Family::Inet6 => udp::serve::<SockaddrIn6>(&job),
             };
             c.finished.store(true, Relaxed);
-            r.with_context(|| format!("the loop on {l} stopped"))
+            r.with_context(|| format!("the loop on {listener} stopped"))
         })
         .context("cannot start a worker thread")?;
     Ok(Worker {

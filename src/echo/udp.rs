@@ -8,7 +8,6 @@
 //! drops a reply from any other. Sockets bound to one address skip this.
 
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use anyhow::{Context, Result};
 use log::{debug, warn};
@@ -17,23 +16,18 @@ use nix::sys::socket::{
     setsockopt, sockopt,
 };
 
-use super::policy::{Datagram, Peer, Policy};
+use super::policy::{Datagram, Peer};
 use super::send::{Sender, Source, send_replies};
 use super::slots::{Replies, Slots};
-use super::stats::Counters;
-use super::worker::Worker;
+use super::worker::{Job, Worker};
 use crate::defaults::BATCH;
-use crate::listener::Listener;
+use crate::listener::{Family, Listener};
 
 /// What the UDP loop needs to reply from the address a request was sent
 /// to, per address family.
 pub(super) trait UdpPeer: Peer {
-    /// The source to send a reply from.
+    /// The source to send a reply from, as its control message carries it.
     type Src: Source;
-    /// Asks the kernel for each datagram's destination address.
-    fn enable_pktinfo(listener: &Listener) -> nix::Result<()>;
-    /// The control buffer for one datagram's destination.
-    fn cmsg_space() -> Vec<u8>;
     /// The reply's source, from a received control message.
     fn reply_src(c: ControlMessageOwned) -> Option<Self::Src>;
 }
@@ -58,12 +52,6 @@ impl Source for nix::libc::in6_pktinfo {
 
 impl UdpPeer for SockaddrIn {
     type Src = nix::libc::in_pktinfo;
-    fn enable_pktinfo(listener: &Listener) -> nix::Result<()> {
-        setsockopt(listener, sockopt::Ipv4PacketInfo, &true)
-    }
-    fn cmsg_space() -> Vec<u8> {
-        nix::cmsg_space!(nix::libc::in_pktinfo)
-    }
     fn reply_src(c: ControlMessageOwned) -> Option<Self::Src> {
         match c {
             // ipi_spec_dst is the local address the datagram reached (for
@@ -82,12 +70,6 @@ impl UdpPeer for SockaddrIn {
 
 impl UdpPeer for SockaddrIn6 {
     type Src = nix::libc::in6_pktinfo;
-    fn enable_pktinfo(listener: &Listener) -> nix::Result<()> {
-        setsockopt(listener, sockopt::Ipv6RecvPacketInfo, &true)
-    }
-    fn cmsg_space() -> Vec<u8> {
-        nix::cmsg_space!(nix::libc::in6_pktinfo)
-    }
     fn reply_src(c: ControlMessageOwned) -> Option<Self::Src> {
         match c {
             ControlMessageOwned::Ipv6PacketInfo(mut i) => {
@@ -104,6 +86,14 @@ impl UdpPeer for SockaddrIn6 {
     }
 }
 
+/// Asks the kernel for each datagram's destination address.
+fn enable_pktinfo(listener: &Listener) -> nix::Result<()> {
+    match listener.family() {
+        Family::Inet6 => setsockopt(listener, sockopt::Ipv6RecvPacketInfo, &true),
+        _ => setsockopt(listener, sockopt::Ipv4PacketInfo, &true),
+    }
+}
+
 /// One received datagram: what the kernel said of it, its sender, and the
 /// address to reply from (on wildcard sockets).
 type Received<P> = (Datagram, Option<P>, Option<<P as UdpPeer>::Src>);
@@ -111,11 +101,11 @@ type Received<P> = (Datagram, Option<P>, Option<<P as UdpPeer>::Src>);
 /// Turns on `IP_PKTINFO`/`IPV6_PKTINFO` where replies must choose their
 /// source: only on a socket bound to a wildcard address can a request
 /// arrive at one of several addresses.
-fn want_pktinfo<P: UdpPeer>(listener: &Listener) -> bool {
+fn want_pktinfo(listener: &Listener) -> bool {
     if !listener.is_wildcard() {
         return false;
     }
-    match P::enable_pktinfo(listener) {
+    match enable_pktinfo(listener) {
         Ok(()) => true,
         Err(e) => {
             warn!(
@@ -129,15 +119,11 @@ fn want_pktinfo<P: UdpPeer>(listener: &Listener) -> bool {
 }
 
 /// Serves `listener` until `stop` is set or the socket fails.
-pub(super) fn serve<P: UdpPeer>(
-    listener: &Listener,
-    policy: &Policy,
-    counters: &Counters,
-    stop: &AtomicBool,
-) -> Result<()> {
+pub(super) fn serve<P: UdpPeer>(job: &Job<'_>) -> Result<()> {
+    let listener = job.listener;
     let fd = listener.as_fd().as_raw_fd();
-    let pktinfo = want_pktinfo::<P>(listener);
-    let cmsg_buf = || pktinfo.then(P::cmsg_space);
+    let pktinfo = want_pktinfo(listener);
+    let cmsg_buf = || pktinfo.then(|| nix::cmsg_space!(P::Src));
     let mut slots = Slots::new();
     let mut recv_hdrs = MultiHeaders::<P>::preallocate(BATCH, cmsg_buf());
     let mut sender = Sender::<P>::new(cmsg_buf());
@@ -147,7 +133,7 @@ pub(super) fn serve<P: UdpPeer>(
         truncated: false,
     };
     let mut got: [Received<P>; BATCH] = [(none, None, None); BATCH];
-    let mut w = Worker::new(listener, policy, counters);
+    let mut w = Worker::new(job);
     debug!(
         "loop started on {listener}, up to {BATCH} datagrams per system call{}",
         if pktinfo {
@@ -156,7 +142,7 @@ pub(super) fn serve<P: UdpPeer>(
             ""
         }
     );
-    while !stop.load(Relaxed) {
+    while job.running() {
         let (n, lost_cmsg) = match receive(fd, &mut slots, &mut recv_hdrs, &mut got, pktinfo) {
             Ok(r) => r,
             Err(e) => {

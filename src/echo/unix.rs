@@ -18,38 +18,31 @@
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use anyhow::{Context, Result};
 use log::debug;
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, UnixAddr, recvmsg};
 
-use super::policy::{Datagram, Policy};
+use super::policy::Datagram;
 use super::send::{NoSource, Sender, send_replies};
 use super::slots::{Replies, Slots};
-use super::stats::Counters;
-use super::worker::Worker;
+use super::worker::{Job, Worker};
 use crate::defaults::BATCH;
-use crate::listener::Listener;
 
 /// Serves `listener` until `stop` is set or the socket fails.
-pub(super) fn serve(
-    listener: &Listener,
-    policy: &Policy,
-    counters: &Counters,
-    stop: &AtomicBool,
-) -> Result<()> {
+pub(super) fn serve(job: &Job<'_>) -> Result<()> {
+    let listener = job.listener;
     let fd = listener.as_fd().as_raw_fd();
     let mut slots = Slots::new();
     let mut sender = Sender::<UnixAddr>::new(None);
     let mut replies = Replies::<UnixAddr, NoSource>::new();
-    let mut w = Worker::new(listener, policy, counters);
+    let mut w = Worker::new(job);
     debug!(
         "loop started on {listener}, one receive per datagram, up to {BATCH} replies per \
          system call"
     );
-    while !stop.load(Relaxed) {
+    while job.running() {
         // Block for the first datagram only; its reply leaves at once.
         match receive(fd, &mut slots, 0, &mut replies, &mut w, MsgFlags::empty()) {
             Ok(()) => send_replies(fd, &mut sender, &slots, &replies, &mut w),

@@ -2,6 +2,8 @@
 //! for each datagram and everything that follows from its verdict
 //! (counters, reports, the reply's content).
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
 use anyhow::{Context, Result};
 use log::{Level, log_enabled, trace};
 use nix::errno::Errno;
@@ -12,6 +14,22 @@ use super::report::{Preview, Reports};
 use super::stats::{Counters, Stats};
 use crate::listener::{Family, Listener};
 use crate::ratelimit::Limiter;
+
+/// What one worker serves, and with what.
+pub(super) struct Job<'a> {
+    pub listener: &'a Listener,
+    pub policy: &'a Policy,
+    pub counters: &'a Counters,
+    /// Set by [`Server::stop`](super::Server::stop).
+    pub stop: &'a AtomicBool,
+}
+
+impl Job<'_> {
+    /// False once the server is stopping.
+    pub fn running(&self) -> bool {
+        !self.stop.load(Relaxed)
+    }
+}
 
 /// One worker's view of its socket: the policy, its counters (a plain
 /// local copy, published with relaxed stores) and its report throttles.
@@ -29,7 +47,13 @@ pub(super) struct Worker<'a> {
 }
 
 impl<'a> Worker<'a> {
-    pub fn new(listener: &'a Listener, policy: &'a Policy, counters: &'a Counters) -> Worker<'a> {
+    pub fn new(job: &Job<'a>) -> Worker<'a> {
+        let Job {
+            listener,
+            policy,
+            counters,
+            ..
+        } = *job;
         let rate = policy.rate.filter(|_| listener.family() != Family::Unix);
         Worker {
             listener,
@@ -55,9 +79,7 @@ impl<'a> Worker<'a> {
         match e {
             Errno::EAGAIN => {
                 self.ticks += 1;
-                self.counters
-                    .ticks
-                    .store(self.ticks, std::sync::atomic::Ordering::Relaxed);
+                self.counters.ticks.store(self.ticks, Relaxed);
             }
             Errno::EINTR => {}
             Errno::EBADF | Errno::ENOTSOCK | Errno::EINVAL | Errno::EFAULT => {
