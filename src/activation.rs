@@ -9,11 +9,14 @@
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use listenfd::ListenFd;
-use log::debug;
+use log::{debug, warn};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::sys::socket::{
-    AddressFamily, SockType, SockaddrLike, SockaddrStorage, getsockname, getsockopt, sockopt,
+    AddressFamily, SockType, SockaddrLike, SockaddrStorage, getpeername, getsockname, getsockopt,
+    sockopt,
 };
 use nix::sys::stat::{SFlag, fstat};
 
@@ -148,18 +151,20 @@ pub fn listeners(inherited: Inherited) -> Result<Vec<Listener>> {
     Ok(out)
 }
 
-/// Checks one inherited fd, one step at a time.
+/// Checks one inherited fd, one step at a time, and prepares it.
 fn check(raw: RawFd, name: String) -> Result<Listener> {
     let expected = "expected a datagram socket (AF_UNIX, AF_INET or AF_INET6); \
                     use ListenDatagram= in the .socket unit";
-    let what = describe_fd(raw);
-    let Some(target) = what else {
+    // Is it open? getsockname answers EBADF for a closed fd (and ENOTSOCK
+    // for an open non-socket) without /proc, which a sandbox may lack.
+    if getsockname::<SockaddrStorage>(raw) == Err(Errno::EBADF) {
         bail!("fd {raw} (name {name:?}) from systemd is not open; {expected}");
-    };
+    }
     let fd = adopt(raw);
     let stat = fstat(fd.as_fd())?;
     if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
-        bail!("fd {raw} (name {name:?}) from systemd is not a socket but {target}; {expected}");
+        let what = describe_fd(raw, stat.st_mode);
+        bail!("fd {raw} (name {name:?}) from systemd is not a socket but {what}; {expected}");
     }
     let ty = getsockopt(&fd, sockopt::SockType)?;
     if ty != SockType::Datagram {
@@ -179,16 +184,55 @@ fn check(raw: RawFd, name: String) -> Result<Listener> {
             "fd {raw} (name {name:?}) from systemd is a datagram socket of family {other:?}; {expected}"
         ),
     };
+    prepare(&fd, raw, &name, family)?;
     Ok(Listener::with_addr(fd, family, name, Some(local)))
 }
 
-/// What an fd number refers to, as `/proc/self/fd` shows it (`socket:[…]`,
-/// a file path, `pipe:[…]`), or `None` when it is not open. Asking /proc
-/// needs no unsafe code and gives the user something concrete to read.
-fn describe_fd(raw: RawFd) -> Option<String> {
-    std::fs::read_link(format!("/proc/self/fd/{raw}"))
-        .ok()
-        .map(|p| p.display().to_string())
+/// Makes an inherited socket fit for the loops:
+/// - close-on-exec, so that nothing dgecho might start inherits it;
+/// - blocking: with `O_NONBLOCK` (`NonBlocking=yes` in the socket unit) the
+///   loops' blocking receives would return at once and spin the CPU while
+///   idle. The flag belongs to the open file description, which PID 1
+///   shares; PID 1 only polls the socket, it never reads from it.
+///
+/// A connected UDP socket only ever receives from its peer: that is
+/// allowed, but warned about, since strangers' datagrams never arrive.
+fn prepare(fd: &OwnedFd, raw: RawFd, name: &str, family: Family) -> Result<()> {
+    fcntl(fd.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .with_context(|| format!("cannot set close-on-exec on fd {raw} (name {name:?})"))?;
+    let flags = OFlag::from_bits_truncate(fcntl(fd.as_fd(), FcntlArg::F_GETFL)?);
+    if flags.contains(OFlag::O_NONBLOCK) {
+        debug!("fd {raw} (name {name:?}) is non-blocking (NonBlocking=yes?); making it blocking");
+        fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))
+            .with_context(|| format!("cannot make fd {raw} (name {name:?}) blocking"))?;
+    }
+    if family != Family::Unix {
+        if let Ok(peer) = getpeername::<SockaddrStorage>(fd.as_raw_fd()) {
+            warn!(
+                "fd {raw} (name {name:?}) from systemd is a UDP socket connected to {peer}: \
+                 it receives only from that address, so no other client is answered; \
+                 remove the connect from whatever set the socket up"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What a non-socket fd is: its path when `/proc` can tell, else its kind.
+fn describe_fd(raw: RawFd, mode: nix::libc::mode_t) -> String {
+    if let Ok(p) = std::fs::read_link(format!("/proc/self/fd/{raw}")) {
+        return crate::escape::Escaped(p.as_os_str().as_encoded_bytes()).to_string();
+    }
+    let kind = SFlag::from_bits_truncate(mode) & SFlag::S_IFMT;
+    match kind {
+        SFlag::S_IFREG => "a regular file",
+        SFlag::S_IFDIR => "a directory",
+        SFlag::S_IFIFO => "a pipe",
+        SFlag::S_IFCHR => "a character device",
+        SFlag::S_IFBLK => "a block device",
+        _ => "something else",
+    }
+    .to_string()
 }
 
 /// Takes ownership of an fd inherited from systemd.
@@ -196,7 +240,7 @@ fn describe_fd(raw: RawFd) -> Option<String> {
 /// This is the crate's one `unsafe` block. The standard library and `nix`
 /// cannot conjure ownership of an fd number that came from our parent
 /// process; only `from_raw_fd` can. It is sound because:
-/// - the caller has just checked (via /proc) that `raw` is open;
+/// - the caller has just checked (with `getsockname`) that `raw` is open;
 /// - `sd_listen_fds(3)` passes these fds to this process to own;
 /// - `listenfd::take_raw_fd` hands each index out at most once, so no other
 ///   owner exists in this process.

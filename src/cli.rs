@@ -117,7 +117,7 @@ pub struct ServeArgs {
     /// Exit cleanly after this long without a datagram (e.g. 30s, 5m, 1h).
     /// Under socket activation, systemd starts dgecho again on the next
     /// datagram, which waits in the socket meanwhile.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_idle_timeout)]
     pub idle_timeout: Option<Duration>,
 }
 
@@ -223,8 +223,14 @@ pub struct GuardPorts(pub Vec<u16>);
 
 fn parse_ports(s: &str) -> Result<GuardPorts, String> {
     let s = s.trim();
-    if s.is_empty() || s == "none" {
+    if s == "none" {
         return Ok(GuardPorts(Vec::new()));
+    }
+    if s.is_empty() {
+        return Err(format!(
+            "an empty list would turn the loop guard off by accident; give ports such as \
+             {DEFAULT_GUARD_PORTS}, or 'none' to turn it off"
+        ));
     }
     let mut ports = Vec::new();
     for part in s.split(',') {
@@ -258,7 +264,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "'{s}' is not a duration; use a positive number with an optional unit: 500ms, 30s, 5m or 1h"
         ));
     }
-    Ok(Duration::from_secs_f64(secs))
+    // A value too large for a Duration is refused, not a panic.
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        format!("'{s}' is too long a duration; use at most a few years, such as 30s, 5m or 1h")
+    })
+}
+
+/// The shortest `--idle-timeout`: the loops notice activity once per tick,
+/// and a daemon that exits between two datagrams of one exchange helps no
+/// one.
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest: a year. Longer is "never" (leave the option out), and the
+/// bound keeps the deadline arithmetic far from overflow.
+pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses `--idle-timeout`: a duration from 1s to 365 days.
+fn parse_idle_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if !(MIN_IDLE_TIMEOUT..=MAX_IDLE_TIMEOUT).contains(&d) {
+        return Err(format!(
+            "'{}' is out of range: give an idle timeout from 1s to 365 days (e.g. 30s, 5m, 1h), \
+             or leave --idle-timeout out to never exit when idle",
+            s.trim()
+        ));
+    }
+    Ok(d)
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -294,9 +324,30 @@ mod tests {
     }
 
     #[test]
+    fn idle_timeouts_are_bounded() {
+        assert_eq!(parse_idle_timeout("1s").unwrap(), MIN_IDLE_TIMEOUT);
+        assert_eq!(parse_idle_timeout("8760h").unwrap(), MAX_IDLE_TIMEOUT);
+        for bad in ["1ms", "0.5", "999ms", "8761h", "1000000000"] {
+            let err = parse_idle_timeout(bad).unwrap_err();
+            assert!(err.contains("from 1s to 365 days"), "{bad}: {err}");
+        }
+        assert!(parse_idle_timeout("1e12").is_err());
+        let huge = parse_idle_timeout("100000000000000000000").unwrap_err();
+        assert!(huge.contains("too long"), "{huge}");
+    }
+
+    #[test]
     fn guard_ports() {
         assert_eq!(parse_ports("0,7,13").unwrap().0, vec![0, 7, 13]);
         assert_eq!(parse_ports("none").unwrap().0, Vec::<u16>::new());
+        for empty in ["", " ", "  "] {
+            let err = parse_ports(empty).unwrap_err();
+            assert!(err.contains("'none' to turn it off"), "{empty:?}: {err}");
+        }
+        assert!(
+            parse_ports("7,,13").is_err(),
+            "an empty item is refused too"
+        );
         assert_eq!(parse_ports("7, 7").unwrap().0, vec![7]);
         let err = parse_ports("7,echo").unwrap_err();
         assert!(err.contains("'echo' is not a port number"), "{err}");

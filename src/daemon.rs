@@ -2,10 +2,16 @@
 //! service manager informed (readiness, status, watchdog, stopping) until a
 //! signal or the idle timeout ends it.
 //!
-//! The main thread is the supervisor. It blocks SIGTERM and SIGINT before
-//! any worker starts (threads inherit the mask) and reads them from a
-//! `signalfd`, so a signal never interrupts a worker and no signal handler
-//! (and no `unsafe`) is needed.
+//! The main thread is the supervisor. It blocks the signals it handles
+//! before any worker starts (threads inherit the mask) and reads them from
+//! a `signalfd`, so a signal never interrupts a worker and no signal handler
+//! (and no `unsafe`) is needed:
+//! - SIGTERM and SIGINT stop the daemon: `STOPPING=1`, the final counters,
+//!   exit 0.
+//! - SIGUSR1 logs the counters and goes on. SIGHUP does the same: dgecho
+//!   has no configuration file to reload, and a daemon that dies on the
+//!   reload signal (the default action) would fail `systemctl reload`
+//!   silently.
 
 use std::time::{Duration, Instant};
 
@@ -33,14 +39,51 @@ enum Exit {
     Idle(Duration),
 }
 
+/// The signals that stop the daemon.
+const STOP_SIGNALS: [Signal; 2] = [Signal::SIGTERM, Signal::SIGINT];
+
+/// The signals that make it log its counters and go on.
+const REPORT_SIGNALS: [Signal; 2] = [Signal::SIGUSR1, Signal::SIGHUP];
+
 /// Runs `dgecho serve` until SIGTERM/SIGINT or the idle timeout.
 pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
     let watchdog = notify::watchdog_interval();
     // Take the passed-in fds before opening anything: a new fd (such as the
     // notify socket's) would otherwise reuse the number of a passed fd that
     // turned out to be closed, and be mistaken for it.
-    let mut listeners = activation::listeners(inherited).map_err(exit::not_configured)?;
+    let listeners = gather(args, inherited)?;
     let notifier = &Notifier::from_env();
+    let sigfd = block_signals()?;
+    let opts = Options {
+        reply: args.reply,
+        guard_ports: args.guard_ports.0.clone(),
+        workers: usize::from(args.workers),
+        rate_limit: args.rate(),
+    };
+    let count = listeners.len();
+    let server = Server::start(listeners, &opts)?;
+    announce(args, count);
+    notifier.ready(&Stats::default().to_string());
+
+    let exit = supervise(&server, &sigfd, notifier, watchdog, args.idle_timeout);
+    let reason = match &exit {
+        Ok(Exit::Signal(sig)) => format!("received {sig}"),
+        Ok(Exit::Idle(d)) => format!("no datagram for {}", humanize(*d)),
+        Err(e) => format!("{e:#}"),
+    };
+    notifier.stopping(&format!("stopping: {reason}"));
+    let (stats, result) = server.stop();
+    info!("stopping ({reason}): {stats}");
+    match exit {
+        Ok(_) => result,
+        Err(e) => Err(e),
+    }
+}
+
+/// The sockets to serve: systemd's, then `--listen`, else the defaults.
+/// Any failure here is a configuration error (exit status 6).
+fn gather(args: &ServeArgs, inherited: Inherited) -> Result<Vec<Listener>> {
+    let mut listeners = activation::listeners(inherited).map_err(exit::not_configured)?;
     let passed = listeners.len();
     for addr in &args.listen {
         listeners.extend(Listener::bind(addr).map_err(exit::not_configured)?);
@@ -66,24 +109,25 @@ pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
         };
         info!("serving {l}, {origin}");
     }
+    Ok(listeners)
+}
 
+/// Blocks the handled signals in this thread (and so in every worker
+/// started after) and returns the signalfd that receives them.
+fn block_signals() -> Result<SignalFd> {
     let mut signals = SigSet::empty();
-    signals.add(Signal::SIGTERM);
-    signals.add(Signal::SIGINT);
+    for sig in STOP_SIGNALS.into_iter().chain(REPORT_SIGNALS) {
+        signals.add(sig);
+    }
     signals
         .thread_block()
-        .context("cannot block SIGTERM and SIGINT")?;
-    let sigfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .context("cannot create a signalfd")?;
+        .context("cannot block SIGTERM, SIGINT, SIGUSR1 and SIGHUP")?;
+    SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context("cannot create a signalfd")
+}
 
-    let opts = Options {
-        reply: args.reply,
-        guard_ports: args.guard_ports.0.clone(),
-        workers: usize::from(args.workers),
-        rate_limit: args.rate(),
-    };
-    let count = listeners.len();
-    let server = Server::start(listeners, &opts)?;
+/// The "ready" log line: what is served, and how.
+fn announce(args: &ServeArgs, count: usize) {
     let idle = match args.idle_timeout {
         Some(d) => format!(", exiting after {} idle", humanize(d)),
         None => String::new(),
@@ -97,21 +141,6 @@ pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
         if count == 1 { "" } else { "s" },
         args.reply
     );
-    notifier.ready(&Stats::default().to_string());
-
-    let exit = supervise(&server, &sigfd, notifier, watchdog, args.idle_timeout);
-    let reason = match &exit {
-        Ok(Exit::Signal(sig)) => format!("received {sig}"),
-        Ok(Exit::Idle(d)) => format!("no datagram for {}", humanize(*d)),
-        Err(e) => format!("{e:#}"),
-    };
-    notifier.stopping(&format!("stopping: {reason}"));
-    let (stats, result) = server.stop();
-    info!("stopping ({reason}): {stats}");
-    match exit {
-        Ok(_) => result,
-        Err(e) => Err(e),
-    }
 }
 
 /// What the supervisor keeps between two wake-ups.
@@ -154,8 +183,12 @@ fn supervise(
         beats: (start, server.heartbeats()),
     };
     loop {
-        if let Some(sig) = wait_signal(sigfd, sup.deadline())? {
-            return Ok(Exit::Signal(sig));
+        match wait_signal(sigfd, sup.deadline())? {
+            Some(sig) if REPORT_SIGNALS.contains(&sig) => {
+                info!("received {sig}: {}", server.stats());
+            }
+            Some(sig) => return Ok(Exit::Signal(sig)),
+            None => {}
         }
         if let Some(label) = server.failed() {
             bail!("the loop on {label} ended unexpectedly");

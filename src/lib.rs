@@ -30,7 +30,9 @@
 //!   the client and the tests.
 //! - [`bench`](mod@bench): `dgecho bench`, a batched load generator that
 //!   checks every reply and reports replies/s, loss and RTT percentiles.
-//! - [`logging`]: journal-aware log format.
+//! - [`escape`]: peer-controlled text made safe to log.
+//! - [`logging`]: journal-aware log format; [`throttle`]: rate-limited
+//!   reports.
 //! - [`exit`]: exit statuses (2 usage, 6 configuration) and how errors
 //!   choose them.
 //!
@@ -46,9 +48,11 @@ pub mod client;
 pub mod daemon;
 pub mod defaults;
 pub mod echo;
+pub mod escape;
 pub mod exit;
 pub mod listener;
 pub mod logging;
 pub mod manual;
 pub mod notify;
 pub mod ratelimit;
+pub mod throttle;

@@ -13,6 +13,7 @@ use log::debug;
 use nix::sys::socket::{AddressFamily, SockaddrLike, SockaddrStorage, getsockname};
 
 use crate::addr::Addr;
+use crate::escape::Escaped;
 
 /// The address families dgecho serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,7 @@ pub struct Listener {
     /// A socket file dgecho created itself and so removes on exit. Never set
     /// for sockets from systemd: those outlive us, with any datagrams still
     /// queued in them, until the next activation.
-    cleanup: Option<PathBuf>,
+    cleanup: Option<SocketFile>,
 }
 
 impl Listener {
@@ -179,13 +180,48 @@ impl fmt::Display for Listener {
     }
 }
 
+/// A socket file dgecho created: its path, and the device and inode it had
+/// right after `bind`, to tell it from a file bound later at the same path.
+#[derive(Debug)]
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketFile {
+    fn of(path: &Path) -> io::Result<SocketFile> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path)?;
+        Ok(SocketFile {
+            path: path.to_path_buf(),
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+
+    /// Removes the file if it is still the one dgecho bound. If someone
+    /// removed it and another process bound a socket at the same path,
+    /// that socket is theirs and stays.
+    fn remove(&self) {
+        let shown = Escaped(self.path.as_os_str().as_encoded_bytes());
+        match SocketFile::of(&self.path) {
+            Ok(now) if (now.dev, now.ino) == (self.dev, self.ino) => {
+                match std::fs::remove_file(&self.path) {
+                    Ok(()) => debug!("removed {shown}"),
+                    Err(e) => debug!("could not remove {shown}: {e}"),
+                }
+            }
+            Ok(_) => debug!("left {shown} alone: it is not the socket dgecho bound any more"),
+            Err(e) => debug!("{shown} is already gone: {e}"),
+        }
+    }
+}
+
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Some(path) = self.cleanup.take() {
-            match std::fs::remove_file(&path) {
-                Ok(()) => debug!("removed {}", path.display()),
-                Err(e) => debug!("could not remove {}: {e}", path.display()),
-            }
+        if let Some(file) = self.cleanup.take() {
+            file.remove();
         }
     }
 }
@@ -240,7 +276,7 @@ fn bind_unix_path(path: &Path, name: String) -> Result<Listener> {
         }
     };
     let mut l = Listener::from_unix(sock, &name);
-    l.cleanup = Some(path.to_path_buf());
+    l.cleanup = SocketFile::of(path).ok();
     Ok(l)
 }
 
@@ -255,17 +291,30 @@ fn describe_local(sa: &SockaddrStorage) -> String {
     }
 }
 
-/// `/path`, `@name` or `(unnamed)`, the way ss(8) and systemd print them.
+/// `/path`, `@name` or `(unnamed)`, the way ss(8) and systemd print them,
+/// escaped for logs (a peer chooses its address: see [`crate::escape`]).
 pub fn describe_unix(u: &nix::sys::socket::UnixAddr) -> String {
     describe_unix_parts(u.path(), u.as_abstract())
 }
 
+/// The longest path a Unix socket address holds (`sun_path`).
+const SUN_PATH_LEN: usize = 108;
+
 /// The same for any representation of a Unix address (nix's, std's).
+///
+/// A path that fills `sun_path` has no terminating NUL, and the kernel
+/// reports the address one byte longer than `sun_path` (as if it had one);
+/// nix then shows a byte from beyond the path. So the path ends at its
+/// first NUL, and never goes past `sun_path`.
 pub(crate) fn describe_unix_parts(path: Option<&Path>, abstract_name: Option<&[u8]>) -> String {
+    use std::os::unix::ffi::OsStrExt;
     if let Some(p) = path {
-        p.display().to_string()
+        let bytes = p.as_os_str().as_bytes();
+        let bytes = &bytes[..bytes.len().min(SUN_PATH_LEN)];
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        Escaped(&bytes[..end]).to_string()
     } else if let Some(a) = abstract_name {
-        format!("@{}", a.escape_ascii())
+        format!("@{}", Escaped(a))
     } else {
         "(unnamed)".into()
     }
@@ -303,6 +352,42 @@ mod tests {
         let err = Listener::bind(&addr).unwrap_err().to_string();
         assert!(err.contains("not a socket"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cleanup_leaves_a_socket_someone_else_bound_at_the_path() {
+        let dir = std::env::temp_dir().join(format!("dgecho-lc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let addr: Addr = format!("unix:{}", path.display()).parse().unwrap();
+        let ours = Listener::bind(&addr).unwrap();
+        // Someone removes our file and binds their own socket there.
+        std::fs::remove_file(&path).unwrap();
+        let theirs = UnixDatagram::bind(&path).unwrap();
+        drop(ours);
+        assert!(path.exists(), "the other process's socket file must stay");
+        theirs.send_to(b"still mine", &path).unwrap();
+        drop(theirs);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unix_addresses_are_escaped_and_never_run_past_sun_path() {
+        let forged = Path::new("/tmp/x\n<0>forged");
+        assert_eq!(
+            describe_unix_parts(Some(forged), None),
+            "/tmp/x\\n<0>forged"
+        );
+        use std::os::unix::ffi::OsStrExt;
+        let long = "/".to_string() + &"p".repeat(107);
+        let mut with_stray = long.clone().into_bytes();
+        with_stray.push(b'Z');
+        let shown = describe_unix_parts(
+            Some(Path::new(std::ffi::OsStr::from_bytes(&with_stray))),
+            None,
+        );
+        assert_eq!(shown, long, "108 bytes at most");
+        assert_eq!(describe_unix_parts(None, Some(b"a\x00b")), "@a\\u{0}b");
     }
 
     #[test]

@@ -5,10 +5,14 @@
 //! abstract `NOTIFY_SOCKET=@name`, which systemd uses in some setups
 //! (containers, user managers) and test harnesses use freely.
 //!
-//! Every failure is logged, never fatal: a daemon that cannot report its
-//! status must still answer datagrams.
+//! Every failure is logged (rate-limited), never fatal: a daemon that cannot
+//! report its status must still answer datagrams. The socket is
+//! non-blocking, so a service manager (or anyone who set `NOTIFY_SOCKET`)
+//! that stops reading can never block the main thread, and with it signal
+//! handling and the watchdog: a message that does not fit is dropped and
+//! counted in the next warning.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
@@ -16,13 +20,15 @@ use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
 
 use log::{debug, warn};
+
+use crate::throttle::Throttle;
 pub use sd_notify::NotifyState;
 
 /// A connection to `NOTIFY_SOCKET`, or nothing when it is unset.
 #[derive(Debug)]
 pub struct Notifier {
     target: Option<(UnixDatagram, SocketAddr, String)>,
-    warned: Cell<bool>,
+    failures: RefCell<Throttle>,
 }
 
 impl Notifier {
@@ -30,7 +36,7 @@ impl Notifier {
     pub fn disabled() -> Notifier {
         Notifier {
             target: None,
-            warned: Cell::new(false),
+            failures: RefCell::default(),
         }
     }
 
@@ -58,12 +64,16 @@ impl Notifier {
             }
         };
         let target = addr
-            .and_then(|addr| Ok((UnixDatagram::unbound()?, addr)))
+            .and_then(|addr| {
+                let sock = UnixDatagram::unbound()?;
+                sock.set_nonblocking(true)?;
+                Ok((sock, addr))
+            })
             .map(|(sock, addr)| (sock, addr, shown.clone()));
         match target {
             Ok(t) => Notifier {
                 target: Some(t),
-                warned: Cell::new(false),
+                failures: RefCell::default(),
             },
             Err(e) => {
                 warn!("cannot use NOTIFY_SOCKET={shown:?}: {e}; not reporting readiness");
@@ -76,7 +86,8 @@ impl Notifier {
         self.target.is_some()
     }
 
-    /// Sends the states; a failure is logged (the first as a warning).
+    /// Sends the states without ever waiting; a failure is logged, at most
+    /// once per [`REPORT_INTERVAL`](crate::throttle::REPORT_INTERVAL).
     pub fn notify(&self, states: &[NotifyState]) {
         let Some((sock, addr, shown)) = &self.target else {
             return;
@@ -87,10 +98,13 @@ impl Notifier {
             msg.push('\n');
         }
         if let Err(e) = sock.send_to_addr(msg.as_bytes(), addr) {
-            if self.warned.replace(true) {
-                debug!("cannot notify {shown}: {e}");
-            } else {
-                warn!("cannot notify the service manager at {shown}: {e}");
+            if let Some(n) = self.failures.borrow_mut().due() {
+                let why = if e.kind() == std::io::ErrorKind::WouldBlock {
+                    ": nobody reads it; the message was dropped"
+                } else {
+                    ""
+                };
+                warn!("cannot notify the service manager at {shown}: {e}{why}{n}");
             }
         }
     }
@@ -112,12 +126,27 @@ impl Notifier {
     }
 }
 
+/// The longest watchdog interval honoured: a day. systemd never sets more
+/// (`WatchdogSec=` is meant for seconds to minutes); a larger
+/// `WATCHDOG_USEC` is a mistake, and its deadline would overflow.
+pub const MAX_WATCHDOG: Duration = Duration::from_secs(24 * 3600);
+
 /// How often to send `WATCHDOG=1`: half of `WATCHDOG_USEC`, as
 /// `sd_watchdog_enabled(3)` advises, when the watchdog is on for us.
 pub fn watchdog_interval() -> Option<Duration> {
-    sd_notify::watchdog_enabled()
-        .filter(|d| !d.is_zero())
-        .map(|d| d / 2)
+    interval_for(sd_notify::watchdog_enabled())
+}
+
+fn interval_for(usec: Option<Duration>) -> Option<Duration> {
+    let d = usec.filter(|d| !d.is_zero())?;
+    if d > MAX_WATCHDOG {
+        warn!(
+            "WATCHDOG_USEC asks for a watchdog every {} s; using a day (check WatchdogSec= \
+             in the unit)",
+            d.as_secs()
+        );
+    }
+    Some(d.min(MAX_WATCHDOG) / 2)
 }
 
 #[cfg(test)]
@@ -154,6 +183,33 @@ mod tests {
             (UnixDatagram::bind(p).unwrap(), p.to_string())
         });
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn watchdog_intervals_are_bounded() {
+        assert_eq!(interval_for(None), None);
+        assert_eq!(interval_for(Some(Duration::ZERO)), None);
+        assert_eq!(
+            interval_for(Some(Duration::from_secs(30))),
+            Some(Duration::from_secs(15))
+        );
+        let huge = Duration::from_micros(u64::MAX);
+        assert_eq!(interval_for(Some(huge)), Some(MAX_WATCHDOG / 2));
+    }
+
+    #[test]
+    fn a_full_notify_queue_never_blocks() {
+        // Fill the receiver's queue, then notify: the call must return.
+        let name = format!("dgecho-test-full-{}", std::process::id());
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let rx = UnixDatagram::bind_addr(&addr).unwrap();
+        let filler = UnixDatagram::unbound().unwrap();
+        filler.set_nonblocking(true).unwrap();
+        while filler.send_to_addr(b"x", &addr).is_ok() {}
+        let n = Notifier::new(Some(format!("@{name}").into()));
+        n.ready("stuck?");
+        n.status("still not stuck");
+        drop(rx);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod client;
 mod docs;
 mod echo;
 mod engine;
+mod hardening;
 mod lifecycle;
 mod netns;
 mod reflection;

@@ -88,6 +88,8 @@ pub struct DaemonBuilder {
     names: bool,
     notify: NotifyKind,
     stderr_fd: Option<OwnedFd>,
+    fill_notify: bool,
+    without_proc: bool,
 }
 
 impl DaemonBuilder {
@@ -116,6 +118,19 @@ impl DaemonBuilder {
         self.notify = n;
         self
     }
+    /// Fills the notify socket's queue before the daemon starts, as a
+    /// service manager that stopped reading would leave it: no notify
+    /// message arrives (so wait for a reply, not for READY=1).
+    pub fn fill_notify_queue(mut self) -> Self {
+        self.fill_notify = true;
+        self
+    }
+    /// Runs the daemon in a mount namespace of its own with /proc
+    /// unmounted, as in a sandbox that has none.
+    pub fn without_proc(mut self) -> Self {
+        self.without_proc = true;
+        self
+    }
     /// Uses `fd` as the daemon's stderr instead of a pipe the test reads.
     pub fn stderr(mut self, fd: OwnedFd) -> Self {
         self.stderr_fd = Some(fd);
@@ -131,6 +146,12 @@ impl DaemonBuilder {
             }
             NotifyKind::Path(p) => (UnixDatagram::bind(p).unwrap(), p.display().to_string()),
         };
+        if self.fill_notify {
+            let filler = UnixDatagram::unbound().unwrap();
+            filler.set_nonblocking(true).unwrap();
+            let to = notify.local_addr().unwrap();
+            while filler.send_to_addr(b"FILLER=1", &to).is_ok() {}
+        }
         // Map the sockets to 3, 4, ... with bash (dash cannot name fds
         // above 9) and set LISTEN_PID to the pid that exec keeps. First
         // park them on high fds (a source may itself be fd 3 or 4), then
@@ -152,8 +173,19 @@ impl DaemonBuilder {
             ListenPid::Value(Some(v)) => script.push_str(&format!("export LISTEN_PID='{v}'; ")),
             ListenPid::Value(None) => {}
         }
+        if self.without_proc {
+            script.push_str("umount -l /proc || exit 97; ");
+        }
         script.push_str("exec \"$0\" \"$@\"");
-        let mut cmd = Command::new("bash");
+        let mut cmd = if self.without_proc {
+            // unshare execs bash in its own process: $$ stays the pid
+            // that dgecho gets.
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--propagation", "private", "bash"]);
+            c
+        } else {
+            Command::new("bash")
+        };
         cmd.arg("-c").arg(script).arg(BIN).args(&self.args);
         for k in [
             "LISTEN_PID",
@@ -245,6 +277,8 @@ impl Daemon {
             names: true,
             notify: NotifyKind::Abstract,
             stderr_fd: None,
+            fill_notify: false,
+            without_proc: false,
         }
     }
 

@@ -86,6 +86,11 @@ pub trait Peer: SockaddrLike + Copy + fmt::Display {
     fn port(&self) -> Option<u16> {
         self.inet().map(|a| a.port())
     }
+    /// The sender's address for a log line, with whatever a peer chose
+    /// (its socket path) escaped.
+    fn describe(&self) -> String {
+        self.to_string()
+    }
     /// The `--rate-limit` bucket of a UDP sender (see [`ratelimit`]).
     fn rate_key(&self) -> Option<u128> {
         self.inet().map(|a| match a.ip() {
@@ -96,6 +101,9 @@ pub trait Peer: SockaddrLike + Copy + fmt::Display {
 }
 
 impl Peer for UnixAddr {
+    fn describe(&self) -> String {
+        crate::listener::describe_unix(self)
+    }
     fn is_unbound(&self) -> bool {
         // An unbound sender's address has no path bytes at all (the kernel
         // may report a length of 0). Check the length first: nix's

@@ -3,7 +3,6 @@
 //! one is due: nothing here runs per datagram unless a drop is reported.
 
 use std::fmt;
-use std::time::{Duration, Instant};
 
 use log::warn;
 use nix::errno::Errno;
@@ -11,35 +10,7 @@ use nix::errno::Errno;
 use super::policy::{Peer, Policy};
 use super::reason::Reason;
 use crate::listener::Listener;
-
-/// The smallest interval between two reports of the same kind from one
-/// worker.
-pub(super) const REPORT_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Decides how often one kind of event is reported.
-#[derive(Debug, Default)]
-pub(super) struct Throttle {
-    pub(super) last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl Throttle {
-    /// Returns how many reports were suppressed since the last one, when a
-    /// report is due now; `None` when this one must be suppressed.
-    pub(super) fn due(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        match self.last {
-            Some(t) if now.duration_since(t) < REPORT_INTERVAL => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
-    }
-}
+use crate::throttle::Throttle;
 
 /// One worker's throttles: one per drop reason, one for receive errors.
 #[derive(Debug, Default)]
@@ -63,7 +34,7 @@ impl Reports {
         };
         // An unbound sender's address has no text (nix asserts on it).
         let from = match peer.filter(|p| !p.is_unbound()) {
-            Some(p) => p.to_string(),
+            Some(p) => p.describe(),
             None => "a sender with no address".to_string(),
         };
         let why = match (reason, peer.and_then(|p| p.port()), policy.rate) {
@@ -82,17 +53,18 @@ impl Reports {
         };
         warn!(
             "not answering a {len}-byte datagram on {listener} from {from}: {why}{}",
-            Suppressed(n)
+            n
         );
     }
 
     /// Warns about a reply the kernel refused, when a report is due.
-    pub(super) fn send_failed(&mut self, e: Errno, peer: &dyn fmt::Display, listener: &Listener) {
+    pub(super) fn send_failed<P: Peer>(&mut self, e: Errno, peer: &P, listener: &Listener) {
         if let Some(n) = self.drops[Reason::SendFailed.index()].due() {
             warn!(
-                "cannot reply to {peer} on {listener}: {e}: {}{}",
+                "cannot reply to {} on {listener}: {e}: {}{}",
+                peer.describe(),
                 send_hint(e),
-                Suppressed(n)
+                n
             );
         }
     }
@@ -100,22 +72,7 @@ impl Reports {
     /// Warns about a receive error that the loop survives.
     pub(super) fn recv_failed(&mut self, e: Errno, listener: &Listener) {
         if let Some(n) = self.recv.due() {
-            warn!(
-                "receiving on {listener} failed: {e}; continuing{}",
-                Suppressed(n)
-            );
-        }
-    }
-}
-
-/// " (N more since the last report)", or nothing.
-struct Suppressed(u64);
-
-impl fmt::Display for Suppressed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            0 => Ok(()),
-            n => write!(f, " ({n} more since the last report)"),
+            warn!("receiving on {listener} failed: {e}; continuing{}", n);
         }
     }
 }
@@ -165,16 +122,6 @@ impl fmt::Display for Preview<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn throttle_suppresses_and_counts() {
-        let mut r = Throttle::default();
-        assert_eq!(r.due(), Some(0));
-        assert_eq!(r.due(), None);
-        assert_eq!(r.due(), None);
-        r.last = Some(Instant::now() - REPORT_INTERVAL);
-        assert_eq!(r.due(), Some(2));
-    }
 
     #[test]
     fn previews_are_escaped_and_short() {

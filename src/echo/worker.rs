@@ -113,9 +113,10 @@ impl<'a> Worker<'a> {
         let peer = peer?;
         if log_enabled!(Level::Trace) {
             trace!(
-                "got {} bytes {} from {peer} on {}",
+                "got {} bytes {} from {} on {}",
                 d.len,
                 Preview(data),
+                peer.describe(),
                 self.listener
             );
         }
