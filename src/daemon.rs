@@ -19,7 +19,7 @@ use std::os::fd::AsFd;
 use crate::activation::{self, ListenEnv};
 use crate::cli::ServeArgs;
 use crate::echo::{Options, Server, Stats, TICK};
-use crate::listener::Listener;
+use crate::listener::{Listener, SocketFile};
 use crate::notify::{self, Notifier};
 use crate::{defaults, exit};
 
@@ -42,8 +42,12 @@ pub fn run(args: &ServeArgs, listen_env: &ListenEnv) -> Result<()> {
     let mut listeners = activation::listeners(listen_env).map_err(exit::not_configured)?;
     let notifier = &Notifier::from_env();
     let passed = listeners.len();
+    let file = SocketFile {
+        mode: args.socket_mode,
+        group: args.socket_group,
+    };
     for addr in &args.listen {
-        listeners.extend(Listener::bind(addr).map_err(exit::not_configured)?);
+        listeners.extend(Listener::bind_with(addr, &file).map_err(exit::not_configured)?);
     }
     if listeners.is_empty() {
         info!(
@@ -52,7 +56,7 @@ pub fn run(args: &ServeArgs, listen_env: &ListenEnv) -> Result<()> {
         );
         for addr in defaults::serve_addrs() {
             listeners.extend(
-                Listener::bind(&addr)
+                Listener::bind_with(&addr, &file)
                     .context("cannot bind a default address; pass --listen ADDR to choose another")
                     .map_err(exit::not_configured)?,
             );

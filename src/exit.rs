@@ -29,6 +29,25 @@ impl fmt::Display for NotConfigured {
 
 impl std::error::Error for NotConfigured {}
 
+/// Marks an error chain as a usage error found after parsing (a first word
+/// that looks like an address but is not one): exit status 2, as for an
+/// error clap finds. Like [`NotConfigured`], it adds no text.
+#[derive(Debug)]
+pub struct Usage;
+
+impl fmt::Display for Usage {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ok(())
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Marks `err` as a usage error: `main` then exits with status 2.
+pub fn usage(err: anyhow::Error) -> anyhow::Error {
+    err.context(Usage)
+}
+
 /// Marks `err` as a configuration error: `main` then exits with status 6.
 pub fn not_configured(err: anyhow::Error) -> anyhow::Error {
     err.context(NotConfigured)
@@ -36,17 +55,19 @@ pub fn not_configured(err: anyhow::Error) -> anyhow::Error {
 
 /// The messages of an error chain, outermost first, without markers.
 pub fn messages(err: &anyhow::Error) -> impl Iterator<Item = String> + '_ {
-    err.chain()
-        .filter(|e| !e.is::<NotConfigured>())
-        .map(|e| e.to_string())
+    // The marker shows as an empty message in the chain.
+    err.chain().map(|e| e.to_string()).filter(|m| !m.is_empty())
 }
 
 /// The exit status for an error: 2 for usage, 6 for configuration, 1 for
 /// anything else.
 pub fn status(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.is::<crate::addr::AddrError>()) {
+    // anyhow's downcast sees through every layer of context.
+    if err.downcast_ref::<crate::addr::AddrError>().is_some()
+        || err.downcast_ref::<Usage>().is_some()
+    {
         USAGE
-    } else if err.chain().any(|e| e.is::<NotConfigured>()) {
+    } else if err.downcast_ref::<NotConfigured>().is_some() {
         NOT_CONFIGURED
     } else {
         1
@@ -71,5 +92,8 @@ mod tests {
         assert_eq!(messages(&conf).collect::<Vec<_>>(), ["outer", "root cause"]);
         let usage = anyhow::Error::new("x:y:z".parse::<crate::addr::Addr>().unwrap_err());
         assert_eq!(status(&usage), USAGE);
+        let late = super::usage(anyhow!("did you mean"));
+        assert_eq!(status(&late), USAGE);
+        assert_eq!(messages(&late).collect::<Vec<_>>(), ["did you mean"]);
     }
 }

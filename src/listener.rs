@@ -75,9 +75,14 @@ impl Listener {
     /// Binds every socket that `addr` stands for: one per resolved address
     /// for UDP, exactly one for Unix.
     pub fn bind(addr: &Addr) -> Result<Vec<Listener>> {
+        Listener::bind_with(addr, &SocketFile::default())
+    }
+
+    /// The same, giving a Unix socket file the mode and group of `file`.
+    pub fn bind_with(addr: &Addr, file: &SocketFile) -> Result<Vec<Listener>> {
         let name = addr.to_string();
         match addr {
-            Addr::UnixPath(path) => Ok(vec![bind_unix_path(path, name)?]),
+            Addr::UnixPath(path) => Ok(vec![bind_unix_path(path, name, file)?]),
             Addr::UnixAbstract(bytes) => {
                 let sa = UnixSocketAddr::from_abstract_name(bytes)?;
                 let sock = UnixDatagram::bind_addr(&sa).with_context(|| {
@@ -159,6 +164,40 @@ impl Drop for Listener {
     }
 }
 
+/// The mode and group of a socket file dgecho binds itself: what
+/// `SocketMode=` and `SocketGroup=` are to a socket unit. Connecting to a
+/// Unix socket needs write permission on its file, so these decide which
+/// users may talk to a daemon started by hand.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketFile {
+    /// Permission bits, as for chmod; `None` leaves what the umask gave.
+    pub mode: Option<u32>,
+    /// A group id; `None` leaves the user's group.
+    pub group: Option<u32>,
+}
+
+impl SocketFile {
+    fn apply(&self, path: &Path) -> Result<()> {
+        if let Some(gid) = self.group {
+            nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid))).with_context(
+                || {
+                    format!(
+                        "cannot give {} to group {gid} (--socket-group): only root, or a \
+                         member of the group, may; check `id`",
+                        path.display()
+                    )
+                },
+            )?;
+        }
+        if let Some(mode) = self.mode {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot set mode {mode:04o} on {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
 fn bind_hint(port: u16) -> &'static str {
     if port != 0 && port < 1024 {
         " (ports below 1024 need privileges: let systemd bind it with dgecho.socket, or pick a port of 1024 or above)"
@@ -169,7 +208,7 @@ fn bind_hint(port: u16) -> &'static str {
 
 /// Binds a Unix datagram socket to `path`, replacing a stale socket file
 /// (one that nothing answers on) but never a live one or a non-socket.
-fn bind_unix_path(path: &Path, name: String) -> Result<Listener> {
+fn bind_unix_path(path: &Path, name: String, file: &SocketFile) -> Result<Listener> {
     let sock = match UnixDatagram::bind(path) {
         Ok(sock) => sock,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
@@ -210,6 +249,7 @@ fn bind_unix_path(path: &Path, name: String) -> Result<Listener> {
     };
     let mut l = Listener::from_unix(sock, &name);
     l.cleanup = Some(path.to_path_buf());
+    file.apply(path)?;
     Ok(l)
 }
 
@@ -274,6 +314,27 @@ mod tests {
         std::fs::write(&path, b"x").unwrap();
         let err = Listener::bind(&addr).unwrap_err().to_string();
         assert!(err.contains("not a socket"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn socket_file_mode_and_group() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("dgecho-m-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let addr: Addr = format!("unix:{}", path.display()).parse().unwrap();
+        let gid = nix::unistd::getgid().as_raw();
+        for mode in [0o666, 0o600] {
+            let file = SocketFile {
+                mode: Some(mode),
+                group: Some(gid),
+            };
+            let l = Listener::bind_with(&addr, &file).unwrap();
+            let m = std::fs::metadata(&path).unwrap();
+            assert_eq!((m.mode() & 0o777, m.gid()), (mode, gid));
+            drop(l);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -44,9 +44,11 @@ fn missing_fdnames_are_unknown() {
     assert!(d.wait_log("ready").contains("name \"unknown\""));
 }
 
+/// A configuration error: exit status 6 (EXIT_NOTCONFIGURED), so that
+/// the unit's RestartPreventExitStatus=6 keeps systemd from retrying.
 fn refused(d: &mut Daemon) -> String {
     let (status, _) = d.wait_exit();
-    assert_eq!(status.code(), Some(1), "stderr:\n{}", d.stderr());
+    assert_eq!(status.code(), Some(6), "stderr:\n{}", d.stderr());
     assert!(!d.messages.iter().any(|m| m.contains("READY=1")));
     d.stderr()
 }

@@ -11,6 +11,7 @@ mod abuse;
 mod activation;
 mod bench;
 mod client;
+mod client_cli;
 mod docs;
 mod echo;
 mod lifecycle;
