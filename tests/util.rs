@@ -78,9 +78,30 @@ pub struct DaemonBuilder {
     names: bool,
     notify: NotifyKind,
     stderr_fd: Option<OwnedFd>,
+    user: Option<(u32, u32)>,
+    umask: Option<u32>,
+    netns: bool,
 }
 
 impl DaemonBuilder {
+    /// Runs the daemon as `uid`:`gid` (the test runs as root).
+    pub fn user(mut self, uid: u32, gid: u32) -> Self {
+        self.user = Some((uid, gid));
+        self
+    }
+    /// Starts the daemon with this umask, whatever the test's is.
+    pub fn umask(mut self, mask: u32) -> Self {
+        self.umask = Some(mask);
+        self
+    }
+    /// Starts the daemon in a network namespace of its own (`unshare
+    /// -rn`): its UDP ports are its own, whatever runs on the machine.
+    /// Abstract sockets are per namespace too, so the notify socket must be
+    /// a path.
+    pub fn netns(mut self) -> Self {
+        self.netns = true;
+        self
+    }
     /// Passes `fd` to the daemon (fd 3, 4, ... in the order given).
     pub fn socket(mut self, fd: impl Into<OwnedFd>, name: &str) -> Self {
         self.sockets.push((fd.into(), name.to_string()));
@@ -88,6 +109,11 @@ impl DaemonBuilder {
     }
     pub fn arg(mut self, a: impl AsRef<str>) -> Self {
         self.args.push(a.as_ref().to_string());
+        self
+    }
+    pub fn args<S: AsRef<str>>(mut self, args: &[S]) -> Self {
+        self.args
+            .extend(args.iter().map(|a| a.as_ref().to_string()));
         self
     }
     pub fn env(mut self, k: &str, v: &str) -> Self {
@@ -142,9 +168,22 @@ impl DaemonBuilder {
             ListenPid::Value(Some(v)) => script.push_str(&format!("export LISTEN_PID='{v}'; ")),
             ListenPid::Value(None) => {}
         }
+        if let Some(mask) = self.umask {
+            script.push_str(&format!("umask {mask:03o}; "));
+        }
         script.push_str("exec \"$0\" \"$@\"");
-        let mut cmd = Command::new("bash");
+        let mut cmd = if self.netns {
+            let mut c = Command::new("unshare");
+            c.args(["-rn", "bash"]);
+            c
+        } else {
+            Command::new("bash")
+        };
         cmd.arg("-c").arg(script).arg(BIN).args(&self.args);
+        if let Some((uid, gid)) = self.user {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(gid);
+        }
         for k in [
             "LISTEN_PID",
             "LISTEN_FDS",
@@ -235,6 +274,9 @@ impl Daemon {
             names: true,
             notify: NotifyKind::Abstract,
             stderr_fd: None,
+            user: None,
+            umask: None,
+            netns: false,
         }
     }
 
@@ -450,4 +492,30 @@ pub fn autobound() -> UnixDatagram {
 
 pub fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
+}
+
+/// The user and group `nobody`, for tests that need someone other than
+/// root.
+pub const NOBODY: u32 = 65534;
+
+/// `cmd`, run as nobody with no supplementary groups.
+pub fn as_nobody(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    cmd.uid(NOBODY).gid(NOBODY)
+}
+
+/// Makes `path` mode `mode`.
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Whether `program` can be run (it is installed).
+pub fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
 }

@@ -170,6 +170,9 @@ fn owner(path: &Path) -> String {
     }
 }
 
+const STALE: &str =
+    "stale: nothing listens on it (a server exited); a new `dgecho serve` replaces it";
+
 /// The error when no socket can be used: every one found, whose, and why.
 fn report(found: &[Found]) -> anyhow::Error {
     if found.is_empty() {
@@ -189,18 +192,13 @@ fn report(found: &[Found]) -> anyhow::Error {
     for f in found {
         let why = match &f.state {
             State::Usable => "usable".to_string(),
-            State::Stale => "stale: nothing listens on it (a server exited); a new `dgecho \
-                             serve` replaces it"
-                .to_string(),
-            State::Denied { live } => format!(
-                "{}; {}",
-                if *live {
-                    "a daemon is running on it"
-                } else {
-                    "no socket seems bound to it"
-                },
+            State::Stale => STALE.to_string(),
+            State::Denied { live: true } => format!(
+                "a daemon is running on it; {}",
                 explain::permission(&f.path)
             ),
+            // Nothing to fix for this user: there is no daemon.
+            State::Denied { live: false } => STALE.to_string(),
             State::Unusable(why) => why.clone(),
         };
         lines.push(format!(
