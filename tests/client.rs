@@ -7,11 +7,7 @@ use std::process::Command;
 use crate::util::*;
 
 fn unix_daemon(dir: &TempDir) -> (Daemon, String) {
-    let path = dir.join("echo.sock");
-    let d = Daemon::builder()
-        .socket(UnixDatagram::bind(&path).unwrap(), "unix")
-        .spawn()
-        .wait_ready();
+    let (d, path) = unix_echo(dir, "echo.sock");
     (d, format!("unix:{}", path.display()))
 }
 

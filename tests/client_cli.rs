@@ -60,11 +60,7 @@ fn address_typos_exit_2_with_did_you_mean_and_send_nothing() {
 #[test]
 fn double_dash_sends_a_message_that_looks_like_an_address() {
     let dir = TempDir::new();
-    let path = dir.join("dgecho.sock");
-    let _d = Daemon::builder()
-        .socket(UnixDatagram::bind(&path).unwrap(), "unix")
-        .spawn()
-        .wait_ready();
+    let (_d, path) = unix_echo(&dir, "dgecho.sock");
     let env = [("XDG_RUNTIME_DIR", dir.0.to_str().unwrap())];
     if exists(std::path::Path::new(dgecho::defaults::PACKAGED_SOCKET)) {
         eprintln!("the packaged socket exists: testing with an explicit address only");
@@ -82,11 +78,7 @@ fn double_dash_sends_a_message_that_looks_like_an_address() {
 #[test]
 fn every_duration_takes_units_and_nonsense_is_refused_before_sending() {
     let dir = TempDir::new();
-    let path = dir.join("echo.sock");
-    let _d = Daemon::builder()
-        .socket(UnixDatagram::bind(&path).unwrap(), "unix")
-        .spawn()
-        .wait_ready();
+    let (_d, path) = unix_echo(&dir, "echo.sock");
     let addr = format!("unix:{}", path.display());
     for t in ["500ms", "2s", "5m", "1.5"] {
         let (code, out, err) = run(&["client", "--timeout", t, &addr, "ab"], &[]);
@@ -162,11 +154,7 @@ fn stdin_mode_keeps_going_after_a_lost_reply() {
 #[test]
 fn closed_stdout_exits_quietly() {
     let dir = TempDir::new();
-    let path = dir.join("echo.sock");
-    let _d = Daemon::builder()
-        .socket(UnixDatagram::bind(&path).unwrap(), "unix")
-        .spawn()
-        .wait_ready();
+    let (_d, path) = unix_echo(&dir, "echo.sock");
     let (read, write) = nix::unistd::pipe().unwrap();
     drop(read);
     let out = Command::new(BIN)

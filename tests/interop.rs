@@ -4,7 +4,6 @@
 //! one that replies from another address.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -21,22 +20,13 @@ fn needs(program: &str) -> bool {
     ok
 }
 
-fn unix_daemon(dir: &TempDir) -> (Daemon, std::path::PathBuf) {
-    let path = dir.join("echo.sock");
-    let d = Daemon::builder()
-        .socket(UnixDatagram::bind(&path).unwrap(), "unix")
-        .spawn()
-        .wait_ready();
-    (d, path)
-}
-
 #[test]
 fn socat_talks_to_dgecho_over_unix_and_udp() {
     if !needs("socat") {
         return;
     }
     let dir = TempDir::new();
-    let (_d, path) = unix_daemon(&dir);
+    let (_d, path) = unix_echo(&dir, "echo.sock");
     let unix = format!(
         "UNIX-SENDTO:{},bind={}",
         path.display(),
@@ -66,7 +56,7 @@ fn a_plain_python_client_gets_replies() {
         return;
     }
     let dir = TempDir::new();
-    let (_d, path) = unix_daemon(&dir);
+    let (_d, path) = unix_echo(&dir, "echo.sock");
     let script = format!("{SCRIPTS}/plain_client.py");
     let (code, out, err) = run_with(
         Command::new("python3").args([&script, "unix", path.to_str().unwrap(), "from python"]),

@@ -13,11 +13,7 @@ use nix::unistd::Pid;
 use crate::util::*;
 
 fn unix_daemon(dir: &TempDir) -> (Daemon, String) {
-    let path = dir.join("echo.sock");
-    let d = Daemon::builder()
-        .socket(UnixDatagram::bind(&path).unwrap(), "unix")
-        .spawn()
-        .wait_ready();
+    let (d, path) = unix_echo(dir, "echo.sock");
     (d, path.display().to_string())
 }
 
@@ -128,18 +124,7 @@ fn sigint_prints_the_summary_so_far() {
         }
     }
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > WAIT {
-            let _ = child.kill();
-            panic!("no exit within {WAIT:?} of SIGINT: {out}");
-        }
-        // The exit is the signal; this only paces the check.
-        std::thread::park_timeout(std::time::Duration::from_millis(5));
-    };
+    let status = wait_child(&mut child, &out);
     reader.join().unwrap();
     out.extend(rx.try_iter());
     let mut err = String::new();

@@ -454,18 +454,25 @@ pub fn run_with(
     });
     let mut e = String::new();
     err.read_to_string(&mut e).unwrap();
+    let status = wait_child(&mut child, &e);
+    (status.code().unwrap_or(-1), t.join().unwrap(), e)
+}
+
+/// Waits for `child` to exit, at most [`WAIT`]; kills it and fails the
+/// test (showing `context`) if it does not.
+pub fn wait_child(child: &mut Child, context: &str) -> ExitStatus {
     let start = Instant::now();
-    let status = loop {
+    loop {
         if let Some(s) = child.try_wait().unwrap() {
-            break s;
+            return s;
         }
         if start.elapsed() > WAIT {
             let _ = child.kill();
-            panic!("dgecho did not finish within {WAIT:?}: {e}");
+            panic!("the child did not exit within {WAIT:?}: {context}");
         }
+        // The exit is the signal; this only paces the check.
         std::thread::park_timeout(Duration::from_millis(5));
-    };
-    (status.code().unwrap_or(-1), t.join().unwrap(), e)
+    }
 }
 
 /// A UDP socket on an ephemeral loopback port.
@@ -518,4 +525,15 @@ pub fn have(program: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok()
+}
+
+/// A daemon serving a Unix socket at `DIR/NAME`, passed in as systemd
+/// would, ready; and the socket's path.
+pub fn unix_echo(dir: &TempDir, name: &str) -> (Daemon, PathBuf) {
+    let path = dir.join(name);
+    let d = Daemon::builder()
+        .socket(UnixDatagram::bind(&path).unwrap(), "unix")
+        .spawn()
+        .wait_ready();
+    (d, path)
 }

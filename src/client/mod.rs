@@ -16,27 +16,29 @@
 
 pub mod discover;
 pub mod explain;
+mod modes;
 mod ping;
+mod sockets;
 pub mod words;
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{
-    AddressFamily, SockFlag, SockType, UnixAddr, bind, setsockopt, socket, sockopt,
-};
 
 use crate::addr::Addr;
-use crate::cli::ClientArgs;
 
 pub use discover::default_target;
+pub(crate) use modes::print;
+pub use modes::run;
+pub(crate) use sockets::unix_socket;
+use sockets::{describe_std_unix, udp_socket, unix_peer_is};
 
 /// The largest reply the client reads whole.
 const MAX_REPLY: usize = 1 << 20;
@@ -346,191 +348,3 @@ pub(crate) enum Received {
 }
 
 struct Interrupted;
-
-/// Whether a reply from `from` comes from the Unix socket we sent to. A
-/// path is compared by file identity when both can be examined (the
-/// server may have bound a relative path or a symlink's target).
-fn unix_peer_is(peer: &Peer, from: &UnixSocketAddr) -> bool {
-    let Peer::Unix(peer) = peer else {
-        return false;
-    };
-    match (peer.as_pathname(), from.as_pathname()) {
-        (Some(p), Some(f)) if p == f => true,
-        (Some(_), Some(f)) if f.is_relative() => true,
-        (Some(p), Some(f)) => {
-            use std::os::unix::fs::MetadataExt;
-            match (std::fs::metadata(p), std::fs::metadata(f)) {
-                (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
-                _ => false,
-            }
-        }
-        _ => {
-            peer.as_abstract_name().is_some() && peer.as_abstract_name() == from.as_abstract_name()
-        }
-    }
-}
-
-/// A Unix datagram socket bound to an automatic abstract address (Linux
-/// autobind) or to `path`. Bound either way, it has an address the daemon
-/// can reply to; an abstract one also works across users and private /tmp.
-pub(crate) fn unix_socket(path: Option<&Path>) -> Result<(UnixDatagram, Option<PathBuf>)> {
-    match path {
-        Some(p) => {
-            let sock = UnixDatagram::bind(p).with_context(|| {
-                format!(
-                    "cannot bind the client socket to {}: choose a path that does not exist yet, \
-                     in a directory you can write to",
-                    p.display()
-                )
-            })?;
-            Ok((sock, Some(p.to_path_buf())))
-        }
-        None => {
-            let fd = socket(
-                AddressFamily::Unix,
-                SockType::Datagram,
-                SockFlag::SOCK_CLOEXEC,
-                None,
-            )
-            .context("cannot create a Unix datagram socket")?;
-            bind(fd.as_raw_fd(), &UnixAddr::new_unnamed())
-                .context("cannot autobind the client socket")?;
-            Ok((UnixDatagram::from(fd), None))
-        }
-    }
-}
-
-/// A UDP socket on an ephemeral port for the first address of `target`
-/// that accepts one, with `IP_RECVERR` so that "port unreachable" is
-/// reported although the socket is not connected.
-pub(crate) fn udp_socket(target: &Addr) -> Result<(UdpSocket, SocketAddr)> {
-    let addrs = target
-        .resolve()
-        .with_context(|| format!("cannot resolve the host of {target}"))?;
-    if let Addr::Udp { port: 0, .. } = target {
-        bail!("cannot send to port 0 of {target}: give the port the daemon listens on");
-    }
-    let mut last = None;
-    for sa in addrs {
-        let local: SocketAddr = if sa.is_ipv4() {
-            "0.0.0.0:0".parse()?
-        } else {
-            "[::]:0".parse()?
-        };
-        match UdpSocket::bind(local) {
-            Ok(s) => {
-                let res = if sa.is_ipv4() {
-                    setsockopt(&s, sockopt::Ipv4RecvErr, &true)
-                } else {
-                    setsockopt(&s, sockopt::Ipv6RecvErr, &true)
-                };
-                res.context("cannot ask for ICMP errors (IP_RECVERR)")?;
-                return Ok((s, sa));
-            }
-            Err(e) => last = Some(anyhow::Error::new(e).context(format!("cannot reach {sa}"))),
-        }
-    }
-    Err(last.unwrap_or_else(|| anyhow!("{target} resolves to no address")))
-}
-
-fn describe_std_unix(a: &UnixSocketAddr) -> String {
-    crate::listener::describe_unix_parts(a.as_pathname(), a.as_abstract_name())
-}
-
-/// Writes to stdout; a reader that went away (a closed pipe) ends the run
-/// quietly, as it does for other command-line tools.
-pub(crate) fn print(out: &mut impl Write, data: &[u8]) -> Result<bool> {
-    match out.write_all(data).and_then(|_| out.flush()) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(anyhow::Error::new(e).context("cannot write to standard output")),
-    }
-}
-
-/// Runs `dgecho client`.
-pub fn run(args: &ClientArgs, verbose: bool) -> Result<()> {
-    let words = words::split(args.addr.as_deref(), &args.message, &args.literal)?;
-    if args.ping() && !words.message.is_empty() {
-        return Err(crate::exit::usage(anyhow!(
-            "ping mode (--count, --interval, --size) sends its own datagrams: leave out the \
-             message '{}', or give --size BYTES",
-            words.message.join(" ")
-        )));
-    }
-    let target = match words.addr {
-        Some(a) => a,
-        None => default_target(verbose)?,
-    };
-    let mut client = Client::open(&target, args.bind.as_deref(), args.timeout)?;
-    if args.ping() {
-        return ping::run(&mut client, args);
-    }
-    if !words.message.is_empty() {
-        let reply = client.exchange(words.message.join(" ").as_bytes())?;
-        return show(&reply, verbose).map(|_| ());
-    }
-    lines(&mut client, verbose)
-}
-
-/// Prints a reply, and with -v its size, source and time; false when
-/// stdout is closed.
-fn show(reply: &Reply, verbose: bool) -> Result<bool> {
-    let mut out = io::stdout().lock();
-    let mut line = reply.data.clone();
-    line.push(b'\n');
-    if !print(&mut out, &line)? {
-        return Ok(false);
-    }
-    if verbose {
-        eprintln!(
-            "{} bytes from {} in {} µs",
-            reply.data.len(),
-            reply.from,
-            reply.rtt.as_micros()
-        );
-    }
-    Ok(true)
-}
-
-/// Stdin mode: each line one datagram. A lost reply is reported and the
-/// next line sent; the run fails at the end if any was lost.
-fn lines(client: &mut Client, verbose: bool) -> Result<()> {
-    let stdin = io::stdin();
-    let interactive = stdin.is_terminal();
-    let mut input = stdin.lock();
-    let mut line = Vec::new();
-    let (mut sent, mut lost) = (0u64, 0u64);
-    loop {
-        if interactive {
-            eprint!(">> ");
-        }
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            if interactive {
-                eprintln!();
-            }
-            break;
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
-        sent += 1;
-        match client.exchange(&line) {
-            Ok(reply) if show(&reply, verbose)? => {}
-            Ok(_) => return Ok(()),
-            Err(e) if e.is::<Lost>() => {
-                lost += 1;
-                let msg: Vec<String> = crate::exit::messages(&e).collect();
-                eprintln!("dgecho: line {sent}: {}", msg.join(": "));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    if lost > 0 {
-        bail!(
-            "no reply to {lost} of {sent} datagrams from {}",
-            client.target
-        );
-    }
-    Ok(())
-}
