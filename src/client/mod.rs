@@ -8,7 +8,7 @@
 //! before anything is sent, and each gets its own explanation
 //! ([`explain`]). Without an address, [`discover`] finds a running dgecho,
 //! whoever started it, or lists the sockets it found and why they cannot
-//! be used. [`ping`] is the `--count`/`--interval` mode.
+//! be used. The `ping` module is the `--count`/`--interval` mode.
 //!
 //! The command line's socket is not left connected: a connected socket
 //! silently drops a reply that comes from another address, and telling
