@@ -73,10 +73,23 @@ pub enum Command {
 pub struct ServeArgs {
     /// Also bind and serve ADDR (repeatable). With neither this nor sockets
     /// from systemd, serve binds 127.0.0.1:7007 and
-    /// $XDG_RUNTIME_DIR/dgecho.sock (/tmp/dgecho-UID.sock without
-    /// XDG_RUNTIME_DIR).
+    /// $XDG_RUNTIME_DIR/dgecho.sock (without XDG_RUNTIME_DIR:
+    /// dgecho-UID.sock in $TMPDIR, normally /tmp).
     #[arg(short, long = "listen", value_name = "ADDR")]
     pub listen: Vec<Addr>,
+
+    /// The mode of the socket files serve binds itself (--listen paths
+    /// and the default path), in octal as for chmod, like SocketMode= of a
+    /// socket unit. Connecting needs write permission: 0666 lets every
+    /// local user in, 0660 with --socket-group only that group. Default:
+    /// what the umask leaves, usually 0755 (only this user).
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    pub socket_mode: Option<u32>,
+
+    /// The group of those socket files (a name or a number), like
+    /// SocketGroup=. This user must be a member of it, or root.
+    #[arg(long, value_name = "GROUP", value_parser = parse_group)]
+    pub socket_group: Option<u32>,
 
     /// What to send back.
     #[arg(long, value_enum, default_value_t = ReplyMode::Reverse)]
@@ -92,7 +105,7 @@ pub struct ServeArgs {
     /// Threads per socket, all serving the same socket. More than 1 only
     /// helps with more than one CPU and heavy load, and may reorder the
     /// replies to one sender; ReusePort= sockets from systemd scale
-    /// without reordering (see tests/bench/RESULTS.md).
+    /// without reordering.
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
@@ -122,28 +135,56 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(override_usage = "dgecho client [OPTIONS] [ADDR] [MESSAGE]...")]
 pub struct ClientArgs {
-    /// Where to send (ADDR), then the message, its words joined by single
-    /// spaces. The first word is the address when it looks
-    /// like one (see ADDRESSES); otherwise the default is used:
-    /// /run/dgecho/dgecho.sock when it exists, else the Unix socket that
-    /// `dgecho serve` binds by default. Without a message, each line of
-    /// standard input is sent as one datagram. Put `--` before a message
-    /// that starts with '-'.
-    #[arg(value_name = "WORDS")]
-    pub words: Vec<String>,
+    /// Where to send, when the first word looks like an address (see
+    /// ADDRESSES). Without one, the client looks for a running dgecho:
+    /// /run/dgecho/dgecho.sock, then $XDG_RUNTIME_DIR/dgecho.sock or
+    /// dgecho-UID.sock in $TMPDIR or /tmp, then other users' sockets; when
+    /// none can be used it lists the ones it found and says why. A first
+    /// word that looks like an address but is not one (127.0.0.1,
+    /// localhost, host:-1, dgecho.sock) is refused with a suggestion.
+    #[arg(value_name = "ADDR")]
+    pub addr: Option<String>,
 
-    /// Seconds to wait for each reply.
-    #[arg(short, long, value_name = "SECONDS", default_value = "2",
-          value_parser = parse_seconds)]
+    /// The message: its words joined by single spaces, sent as one
+    /// datagram. Without one, each line of standard input is sent as one
+    /// datagram. Everything after `--` is message, never an address: use it
+    /// for a message that starts with '-' or with an address-like word.
+    #[arg(value_name = "MESSAGE")]
+    pub message: Vec<String>,
+
+    /// The words after `--`: always message.
+    #[arg(last = true, value_name = "MESSAGE", hide = true)]
+    pub literal: Vec<String>,
+
+    /// How long to wait for each reply (e.g. 500ms, 2s).
+    #[arg(short, long, value_name = "DURATION", default_value = "2s",
+          value_parser = parse_duration)]
     pub timeout: Duration,
 
     /// Bind the client's Unix socket to PATH instead of an automatic
     /// abstract address. The daemon's user must be able to write to PATH,
-    /// and PATH must be visible to it (not under a private /tmp).
+    /// and PATH must be visible to it (not under a private /tmp). Needed
+    /// for servers that cannot answer an abstract address.
     #[arg(long, value_name = "PATH")]
     pub bind: Option<PathBuf>,
+
+    /// Ping mode: send N datagrams, one per --interval, print a line per
+    /// reply (size, source, sequence number, round-trip time) and a
+    /// summary. Exits 0 only when every reply came back.
+    #[arg(short = 'c', long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Ping mode: the time between datagrams (default 1s). Without
+    /// --count, ping mode runs until interrupted (Ctrl-C prints the summary).
+    #[arg(short = 'i', long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+
+    /// Ping mode: the size of each datagram in bytes (default 64).
+    #[arg(short = 's', long, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(defaults::PING_MIN_SIZE as i64..=defaults::MAX_UDP_PAYLOAD as i64))]
+    pub size: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -163,9 +204,9 @@ pub struct BenchArgs {
           value_parser = clap::value_parser!(u32).range(defaults::BENCH_MIN_SIZE as i64..=defaults::MAX_UDP_PAYLOAD as i64))]
     pub size: u32,
 
-    /// How long to send, in seconds.
-    #[arg(short, long, value_name = "SECONDS", default_value = "5",
-          value_parser = parse_seconds)]
+    /// How long to send (e.g. 500ms, 5s, 1m).
+    #[arg(short, long, value_name = "DURATION", default_value = "5s",
+          value_parser = parse_duration)]
     pub duration: Duration,
 
     /// What the service sends back, and so what each reply must be.
@@ -195,25 +236,9 @@ impl ServeArgs {
 }
 
 impl ClientArgs {
-    /// Splits the words into the address, when the first word looks like
-    /// one, and the message. A word that looks like an address but is not a
-    /// valid one is an error rather than a message sent somewhere else.
-    pub fn addr_and_message(&self) -> Result<(Option<Addr>, &[String]), crate::addr::AddrError> {
-        let Some(first) = self.words.first() else {
-            return Ok((None, &self.words));
-        };
-        let looks_like_addr = first.starts_with("unix:")
-            || first.starts_with("udp:")
-            || first.starts_with('[')
-            || first.contains('/')
-            || first.rsplit_once(':').is_some_and(|(_, port)| {
-                !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
-            });
-        if looks_like_addr {
-            Ok((Some(first.parse()?), &self.words[1..]))
-        } else {
-            Ok((None, &self.words))
-        }
+    /// Ping mode: any of --count, --interval, --size.
+    pub fn ping(&self) -> bool {
+        self.count.is_some() || self.interval.is_some() || self.size.is_some()
     }
 }
 
@@ -245,45 +270,66 @@ fn parse_ports(s: &str) -> Result<GuardPorts, String> {
     Ok(GuardPorts(ports))
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h` or plain seconds (`1.5`).
+/// The one grammar of every time option: a number, optionally with a
+/// fraction, and a unit (`500ms`, `2s`, `1.5s`, `5m`, `1h`; a plain number
+/// is seconds). No exponents and no signs: `1e-10` or `-1s` are typing
+/// mistakes, and a mistake must be refused before anything is sent.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let scale = match unit {
-        "" | "s" | "sec" => 1.0,
-        "ms" => 0.001,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => f64::NAN,
+    const FORMS: &str = "use a number and a unit such as 500ms, 2s, 5m or 1h";
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit_ns: u128 = match unit.trim_start() {
+        "ms" => 1_000_000,
+        "" | "s" | "sec" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return Err(format!("'{s}' is not a duration: {FORMS}")),
     };
-    let value: f64 = num.parse().unwrap_or(f64::NAN);
-    let secs = value * scale;
-    if !secs.is_finite() || secs <= 0.0 {
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) || frac.len() > 9 {
+        return Err(format!("'{s}' is not a duration: {FORMS}"));
+    }
+    let int: u128 = match int {
+        "" => 0,
+        _ if int.len() > 12 => u128::MAX / 2,
+        _ => int
+            .parse()
+            .map_err(|_| format!("'{s}' is not a duration: {FORMS}"))?,
+    };
+    let frac_ns = match frac {
+        "" => 0,
+        _ => frac.parse::<u128>().unwrap_or(0) * unit_ns / 10u128.pow(frac.len() as u32),
+    };
+    let ns = int.saturating_mul(unit_ns).saturating_add(frac_ns);
+    if ns < 1_000_000 {
         return Err(format!(
-            "'{s}' is not a duration; use a positive number with an optional unit: 500ms, 30s, 5m or 1h"
+            "'{s}' is shorter than 1ms, which no timer here can honour: {FORMS}"
         ));
     }
-    // A value too large for a Duration is refused, not a panic.
-    Duration::try_from_secs_f64(secs).map_err(|_| {
-        format!("'{s}' is too long a duration; use at most a few years, such as 30s, 5m or 1h")
-    })
+    if ns > u128::from(MAX_DURATION.as_secs()) * 1_000_000_000 {
+        return Err(format!("'{s}' is longer than a year: {FORMS}"));
+    }
+    Ok(Duration::from_nanos(ns as u64))
 }
 
-/// The shortest `--idle-timeout`: the loops notice activity once per tick,
-/// and a daemon that exits between two datagrams of one exchange helps no
-/// one.
-pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The shortest `--idle-timeout`: below it a daemon would exit between two
+/// datagrams of one exchange, and the loops notice activity only a few
+/// times a second anyway.
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_millis(100);
 /// The longest: a year. Longer is "never" (leave the option out), and the
 /// bound keeps the deadline arithmetic far from overflow.
 pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// Parses `--idle-timeout`: a duration from 1s to 365 days.
+/// Parses `--idle-timeout`: a duration from 100ms to 365 days.
 fn parse_idle_timeout(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if !(MIN_IDLE_TIMEOUT..=MAX_IDLE_TIMEOUT).contains(&d) {
         return Err(format!(
-            "'{}' is out of range: give an idle timeout from 1s to 365 days (e.g. 30s, 5m, 1h), \
+            "'{}' is out of range: give an idle timeout from 100ms to 365 days (e.g. 30s, 5m, 1h), \
              or leave --idle-timeout out to never exit when idle",
             s.trim()
         ));
@@ -291,11 +337,30 @@ fn parse_idle_timeout(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn parse_seconds(s: &str) -> Result<Duration, String> {
-    match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(Duration::from_secs_f64(v)),
+/// The longest duration any option takes: beyond it a value is a typo.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// An octal file mode such as `0666` or `660`, as chmod takes it.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    match u32::from_str_radix(t, 8) {
+        Ok(m) if !t.is_empty() && m <= 0o777 => Ok(m),
         _ => Err(format!(
-            "'{s}' is not a number of seconds; use a positive number such as 2 or 0.5"
+            "'{s}' is not a socket mode: give octal permission bits such as 0666 (every \
+             local user may connect) or 0660 (owner and --socket-group)"
+        )),
+    }
+}
+
+/// A group name or number, resolved now so that a typo fails at once.
+fn parse_group(s: &str) -> Result<u32, String> {
+    if let Ok(gid) = s.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(s) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        _ => Err(format!(
+            "there is no group '{s}': give a group name from /etc/group, or a number"
         )),
     }
 }
@@ -317,23 +382,65 @@ mod tests {
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        for bad in ["", "s", "-1s", "0", "5 parsecs", "1d"] {
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("0.5s").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("1.5ms").unwrap(),
+            Duration::from_micros(1500)
+        );
+        for bad in [
+            "",
+            "s",
+            "-1s",
+            "+1s",
+            "0",
+            "0ms",
+            "5 parsecs",
+            "1d",
+            "1e-10",
+            "1e3",
+            "inf",
+            "NaN",
+            "0.0001ms",
+            ".",
+            "1.2.3s",
+            "9999999999999h",
+            "400d",
+        ] {
             let err = parse_duration(bad).unwrap_err();
-            assert!(err.contains("500ms, 30s, 5m or 1h"), "{bad}: {err}");
+            assert!(err.contains("500ms, 2s, 5m or 1h"), "{bad}: {err}");
         }
     }
 
     #[test]
     fn idle_timeouts_are_bounded() {
-        assert_eq!(parse_idle_timeout("1s").unwrap(), MIN_IDLE_TIMEOUT);
+        assert_eq!(parse_idle_timeout("100ms").unwrap(), MIN_IDLE_TIMEOUT);
         assert_eq!(parse_idle_timeout("8760h").unwrap(), MAX_IDLE_TIMEOUT);
-        for bad in ["1ms", "0.5", "999ms", "8761h", "1000000000"] {
+        for bad in ["1ms", "0.05", "99ms"] {
             let err = parse_idle_timeout(bad).unwrap_err();
-            assert!(err.contains("from 1s to 365 days"), "{bad}: {err}");
+            assert!(err.contains("from 100ms to 365 days"), "{bad}: {err}");
+        }
+        for huge in ["8761h", "1000000000", "100000000000000000000"] {
+            let err = parse_idle_timeout(huge).unwrap_err();
+            assert!(err.contains("longer than a year"), "{huge}: {err}");
         }
         assert!(parse_idle_timeout("1e12").is_err());
-        let huge = parse_idle_timeout("100000000000000000000").unwrap_err();
-        assert!(huge.contains("too long"), "{huge}");
+    }
+
+    #[test]
+    fn modes_and_groups() {
+        assert_eq!(parse_mode("0666").unwrap(), 0o666);
+        assert_eq!(parse_mode("660").unwrap(), 0o660);
+        for bad in ["", "999", "rw", "01777", "-1"] {
+            assert!(parse_mode(bad).unwrap_err().contains("0666"), "{bad}");
+        }
+        assert_eq!(parse_group("0").unwrap(), 0);
+        assert_eq!(parse_group("root").unwrap(), 0);
+        assert!(
+            parse_group("no-such-group-x")
+                .unwrap_err()
+                .contains("no group")
+        );
     }
 
     #[test]
@@ -352,38 +459,5 @@ mod tests {
         let err = parse_ports("7,echo").unwrap_err();
         assert!(err.contains("'echo' is not a port number"), "{err}");
         assert!(err.contains("'none'"), "{err}");
-    }
-
-    fn client(words: &[&str]) -> ClientArgs {
-        ClientArgs {
-            words: words.iter().map(|w| w.to_string()).collect(),
-            timeout: Duration::from_secs(2),
-            bind: None,
-        }
-    }
-
-    #[test]
-    fn client_words() {
-        let c = client(&["hello", "world"]);
-        assert_eq!(c.addr_and_message().unwrap(), (None, &c.words[..]));
-        let c = client(&["127.0.0.1:7", "hi"]);
-        let (addr, msg) = c.addr_and_message().unwrap();
-        assert_eq!(addr.unwrap().to_string(), "udp:127.0.0.1:7");
-        assert_eq!(msg, ["hi"]);
-        let c = client(&["/run/x.sock"]);
-        assert!(c.addr_and_message().unwrap().0.is_some());
-        let c = client(&["note:", "this"]);
-        assert_eq!(c.addr_and_message().unwrap().0, None);
-        for bad in ["::1:7", "host:99999", "unix:", "udp:x"] {
-            assert!(client(&[bad, "x"]).addr_and_message().is_err(), "{bad}");
-        }
-        assert_eq!(client(&[]).addr_and_message().unwrap(), (None, &[][..]));
-    }
-
-    #[test]
-    fn seconds() {
-        assert_eq!(parse_seconds("0.5").unwrap(), Duration::from_millis(500));
-        assert!(parse_seconds("0").unwrap_err().contains("positive number"));
-        assert!(parse_seconds("soon").is_err());
     }
 }

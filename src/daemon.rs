@@ -25,7 +25,7 @@ use std::os::fd::AsFd;
 use crate::activation::{self, Inherited};
 use crate::cli::ServeArgs;
 use crate::echo::{Options, Server, Stats, TICK};
-use crate::listener::Listener;
+use crate::listener::{Listener, SocketFile};
 use crate::notify::{self, Notifier};
 use crate::{defaults, exit};
 
@@ -85,8 +85,12 @@ pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
 fn gather(args: &ServeArgs, inherited: Inherited) -> Result<Vec<Listener>> {
     let mut listeners = activation::listeners(inherited).map_err(exit::not_configured)?;
     let passed = listeners.len();
+    let file = SocketFile {
+        mode: args.socket_mode,
+        group: args.socket_group,
+    };
     for addr in &args.listen {
-        listeners.extend(Listener::bind(addr).map_err(exit::not_configured)?);
+        listeners.extend(Listener::bind_with(addr, &file).map_err(exit::not_configured)?);
     }
     if listeners.is_empty() {
         info!(
@@ -95,7 +99,7 @@ fn gather(args: &ServeArgs, inherited: Inherited) -> Result<Vec<Listener>> {
         );
         for addr in defaults::serve_addrs() {
             listeners.extend(
-                Listener::bind(&addr)
+                Listener::bind_with(&addr, &file)
                     .context("cannot bind a default address; pass --listen ADDR to choose another")
                     .map_err(exit::not_configured)?,
             );

@@ -64,13 +64,37 @@ pub const BENCH_MIN_SIZE: usize = 8;
 /// The largest UDP payload over IPv4, and so the largest `bench --size`.
 pub const MAX_UDP_PAYLOAD: usize = 65507;
 
+/// The size of a `client --count` datagram unless `--size` says otherwise
+/// (ping's 56 bytes of data and 8 of header).
+pub const PING_SIZE: usize = 64;
+
+/// The smallest `client --size`: each datagram carries its sequence number
+/// as 16 hexadecimal digits.
+pub const PING_MIN_SIZE: usize = 16;
+
+/// The time between `client --count` datagrams, as with ping.
+pub const PING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The file name of the default socket in a runtime directory.
+pub const SOCKET_NAME: &str = "dgecho.sock";
+
+/// Where systemd puts each user's `XDG_RUNTIME_DIR`: `/run/user/UID`.
+pub const RUNTIME_DIRS: &str = "/run/user";
+
 /// The Unix socket `serve` binds when nothing else is given:
-/// `$XDG_RUNTIME_DIR/dgecho.sock`, or `/tmp/dgecho-UID.sock`.
+/// `$XDG_RUNTIME_DIR/dgecho.sock`, or `dgecho-UID.sock` in the temporary
+/// directory (`$TMPDIR`, normally /tmp).
 pub fn unix_path() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir).join("dgecho.sock"),
-        None => PathBuf::from(format!("/tmp/dgecho-{}.sock", nix::unistd::getuid())),
+        Some(dir) => PathBuf::from(dir).join(SOCKET_NAME),
+        None => tmp_path(nix::unistd::getuid().as_raw()),
     }
+}
+
+/// `dgecho-UID.sock` in the temporary directory: the default socket of a
+/// daemon that user started by hand without `XDG_RUNTIME_DIR`.
+pub fn tmp_path(uid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("dgecho-{uid}.sock"))
 }
 
 /// The addresses `serve` binds when there is neither a socket from systemd

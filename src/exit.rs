@@ -14,24 +14,35 @@ pub const USAGE: u8 = 2;
 /// The configuration cannot work: `EXIT_NOTCONFIGURED`.
 pub const NOT_CONFIGURED: u8 = 6;
 
-/// Marks an error chain as a configuration error (how dgecho was set up:
-/// the socket unit, `--listen`, the environment) rather than one that
-/// happened while running. It adds no text: `main` leaves it out when it
-/// prints the chain.
-#[derive(Debug)]
-pub struct NotConfigured;
+/// Marks an error chain with the exit status it asks for. It adds no text:
+/// `main` leaves it out when it prints the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// A configuration error (how dgecho was set up: the socket unit,
+    /// `--listen`, the environment) rather than one that happened while
+    /// running: exit status 6.
+    NotConfigured,
+    /// A usage error found after parsing (a first word that looks like an
+    /// address but is not one): exit status 2, as for an error clap finds.
+    Usage,
+}
 
-impl fmt::Display for NotConfigured {
+impl fmt::Display for Marker {
     fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
         Ok(())
     }
 }
 
-impl std::error::Error for NotConfigured {}
+impl std::error::Error for Marker {}
+
+/// Marks `err` as a usage error: `main` then exits with status 2.
+pub fn usage(err: anyhow::Error) -> anyhow::Error {
+    err.context(Marker::Usage)
+}
 
 /// Marks `err` as a configuration error: `main` then exits with status 6.
 pub fn not_configured(err: anyhow::Error) -> anyhow::Error {
-    err.context(NotConfigured)
+    err.context(Marker::NotConfigured)
 }
 
 /// The messages of an error chain, outermost first, without markers.
@@ -45,11 +56,12 @@ pub fn messages(err: &anyhow::Error) -> impl Iterator<Item = String> + '_ {
 pub fn status(err: &anyhow::Error) -> u8 {
     // anyhow's downcast sees through every layer of context.
     if err.downcast_ref::<crate::addr::AddrError>().is_some() {
-        USAGE
-    } else if err.downcast_ref::<NotConfigured>().is_some() {
-        NOT_CONFIGURED
-    } else {
-        1
+        return USAGE;
+    }
+    match err.downcast_ref::<Marker>() {
+        Some(Marker::Usage) => USAGE,
+        Some(Marker::NotConfigured) => NOT_CONFIGURED,
+        None => 1,
     }
 }
 
@@ -71,5 +83,8 @@ mod tests {
         assert_eq!(messages(&conf).collect::<Vec<_>>(), ["outer", "root cause"]);
         let usage = anyhow::Error::new("x:y:z".parse::<crate::addr::Addr>().unwrap_err());
         assert_eq!(status(&usage), USAGE);
+        let late = super::usage(anyhow!("did you mean"));
+        assert_eq!(status(&late), USAGE);
+        assert_eq!(messages(&late).collect::<Vec<_>>(), ["did you mean"]);
     }
 }

@@ -46,7 +46,7 @@ pub struct Listener {
     /// A socket file dgecho created itself and so removes on exit. Never set
     /// for sockets from systemd: those outlive us, with any datagrams still
     /// queued in them, until the next activation.
-    cleanup: Option<SocketFile>,
+    cleanup: Option<OwnFile>,
 }
 
 impl Listener {
@@ -94,9 +94,14 @@ impl Listener {
     /// Binds every socket that `addr` stands for: one per resolved address
     /// for UDP, exactly one for Unix.
     pub fn bind(addr: &Addr) -> Result<Vec<Listener>> {
+        Listener::bind_with(addr, &SocketFile::default())
+    }
+
+    /// The same, giving a Unix socket file the mode and group of `file`.
+    pub fn bind_with(addr: &Addr, file: &SocketFile) -> Result<Vec<Listener>> {
         let name = addr.to_string();
         match addr {
-            Addr::UnixPath(path) => Ok(vec![bind_unix_path(path, name)?]),
+            Addr::UnixPath(path) => Ok(vec![bind_unix_path(path, name, file)?]),
             Addr::UnixAbstract(bytes) => {
                 let sa = UnixSocketAddr::from_abstract_name(bytes)?;
                 let sock = UnixDatagram::bind_addr(&sa).with_context(|| {
@@ -183,17 +188,17 @@ impl fmt::Display for Listener {
 /// A socket file dgecho created: its path, and the device and inode it had
 /// right after `bind`, to tell it from a file bound later at the same path.
 #[derive(Debug)]
-struct SocketFile {
+struct OwnFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
 }
 
-impl SocketFile {
-    fn of(path: &Path) -> io::Result<SocketFile> {
+impl OwnFile {
+    fn of(path: &Path) -> io::Result<OwnFile> {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::symlink_metadata(path)?;
-        Ok(SocketFile {
+        Ok(OwnFile {
             path: path.to_path_buf(),
             dev: m.dev(),
             ino: m.ino(),
@@ -205,7 +210,7 @@ impl SocketFile {
     /// that socket is theirs and stays.
     fn remove(&self) {
         let shown = Escaped(self.path.as_os_str().as_encoded_bytes());
-        match SocketFile::of(&self.path) {
+        match OwnFile::of(&self.path) {
             Ok(now) if (now.dev, now.ino) == (self.dev, self.ino) => {
                 match std::fs::remove_file(&self.path) {
                     Ok(()) => debug!("removed {shown}"),
@@ -226,6 +231,40 @@ impl Drop for Listener {
     }
 }
 
+/// The mode and group of a socket file dgecho binds itself: what
+/// `SocketMode=` and `SocketGroup=` are to a socket unit. Connecting to a
+/// Unix socket needs write permission on its file, so these decide which
+/// users may talk to a daemon started by hand.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketFile {
+    /// Permission bits, as for chmod; `None` leaves what the umask gave.
+    pub mode: Option<u32>,
+    /// A group id; `None` leaves the user's group.
+    pub group: Option<u32>,
+}
+
+impl SocketFile {
+    fn apply(&self, path: &Path) -> Result<()> {
+        if let Some(gid) = self.group {
+            nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid))).with_context(
+                || {
+                    format!(
+                        "cannot give {} to group {gid} (--socket-group): only root, or a \
+                         member of the group, may; check `id`",
+                        path.display()
+                    )
+                },
+            )?;
+        }
+        if let Some(mode) = self.mode {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot set mode {mode:04o} on {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
 fn bind_hint(port: u16) -> &'static str {
     if port != 0 && port < 1024 {
         " (ports below 1024 need privileges: let systemd bind it with dgecho.socket, or pick a port of 1024 or above)"
@@ -236,7 +275,7 @@ fn bind_hint(port: u16) -> &'static str {
 
 /// Binds a Unix datagram socket to `path`, replacing a stale socket file
 /// (one that nothing answers on) but never a live one or a non-socket.
-fn bind_unix_path(path: &Path, name: String) -> Result<Listener> {
+fn bind_unix_path(path: &Path, name: String, file: &SocketFile) -> Result<Listener> {
     let sock = match UnixDatagram::bind(path) {
         Ok(sock) => sock,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
@@ -276,7 +315,9 @@ fn bind_unix_path(path: &Path, name: String) -> Result<Listener> {
         }
     };
     let mut l = Listener::from_unix(sock, &name);
-    l.cleanup = SocketFile::of(path).ok();
+    // Recorded first, so that a failed chmod or chown removes the file.
+    l.cleanup = OwnFile::of(path).ok();
+    file.apply(path)?;
     Ok(l)
 }
 
@@ -324,6 +365,15 @@ pub(crate) fn describe_unix_parts(path: Option<&Path>, abstract_name: Option<&[u
 mod tests {
     use super::*;
 
+    /// A scratch directory, a socket path in it, and its address.
+    fn scratch(tag: &str) -> (PathBuf, PathBuf, Addr) {
+        let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let addr = format!("unix:{}", path.display()).parse().unwrap();
+        (dir, path, addr)
+    }
+
     #[test]
     fn udp_bind_reports_port() {
         let l = Listener::bind(&"127.0.0.1:0".parse().unwrap()).unwrap();
@@ -336,11 +386,8 @@ mod tests {
 
     #[test]
     fn unix_bind_replaces_stale_socket_and_cleans_up() {
-        let dir = std::env::temp_dir().join(format!("dgecho-l-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("s.sock");
+        let (dir, path, addr) = scratch("dgecho-l");
         drop(UnixDatagram::bind(&path).unwrap()); // leaves a stale file
-        let addr: Addr = format!("unix:{}", path.display()).parse().unwrap();
         let l = Listener::bind(&addr).unwrap();
         assert_eq!(l[0].local(), path.display().to_string());
         // A live socket is never replaced.
@@ -356,10 +403,7 @@ mod tests {
 
     #[test]
     fn cleanup_leaves_a_socket_someone_else_bound_at_the_path() {
-        let dir = std::env::temp_dir().join(format!("dgecho-lc-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("s.sock");
-        let addr: Addr = format!("unix:{}", path.display()).parse().unwrap();
+        let (dir, path, addr) = scratch("dgecho-lc");
         let ours = Listener::bind(&addr).unwrap();
         // Someone removes our file and binds their own socket there.
         std::fs::remove_file(&path).unwrap();
@@ -368,6 +412,24 @@ mod tests {
         assert!(path.exists(), "the other process's socket file must stay");
         theirs.send_to(b"still mine", &path).unwrap();
         drop(theirs);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn socket_file_mode_and_group() {
+        use std::os::unix::fs::MetadataExt;
+        let (dir, path, addr) = scratch("dgecho-m");
+        let gid = nix::unistd::getgid().as_raw();
+        for mode in [0o666, 0o600] {
+            let file = SocketFile {
+                mode: Some(mode),
+                group: Some(gid),
+            };
+            let l = Listener::bind_with(&addr, &file).unwrap();
+            let m = std::fs::metadata(&path).unwrap();
+            assert_eq!((m.mode() & 0o777, m.gid()), (mode, gid));
+            drop(l);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Serve(args) => daemon::run(args, inherited),
         Command::Client(args) => client::run(args, cli.verbose > 0),
-        Command::Bench(args) => bench::run(&bench_options(args)),
+        Command::Bench(args) => bench_options(args, cli.verbose > 0).and_then(|o| bench::run(&o)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,9 +44,13 @@ fn main() -> ExitCode {
 
 /// `bench`'s own options from its command line: `cli` and `bench` know
 /// nothing of each other.
-fn bench_options(args: &BenchArgs) -> bench::Options {
-    bench::Options {
-        target: args.addr.clone().unwrap_or_else(client::default_addr),
+fn bench_options(args: &BenchArgs, verbose: bool) -> anyhow::Result<bench::Options> {
+    let target = match &args.addr {
+        Some(a) => a.clone(),
+        None => client::default_target(verbose)?,
+    };
+    Ok(bench::Options {
+        target,
         window: args.window as usize,
         size: args.size as usize,
         duration: args.duration,
@@ -54,5 +58,5 @@ fn bench_options(args: &BenchArgs) -> bench::Options {
         allow_remote: args.allow_remote,
         progress: std::io::stderr().is_terminal(),
         json: args.json,
-    }
+    })
 }

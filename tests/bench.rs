@@ -78,6 +78,8 @@ fn wrong_reply_mode_is_mismatched() {
     server.stop().1.unwrap();
     assert_eq!(r.replies, 0, "{r:?}");
     assert!(r.mismatched > r.sent / 2, "{r:?}");
+    // The warm-up datagram is not counted as sent, so not as mismatched.
+    assert!(r.mismatched <= r.sent, "more mismatched than sent: {r:?}");
     assert_eq!(r.lost, 0, "a wrong reply still ends the wait: {r:?}");
 }
 
@@ -111,6 +113,11 @@ fn binary_prints_json_and_fails_on_mismatch() {
     assert!(
         out.contains("mismatched"),
         "the report is still printed: {out}"
+    );
+    assert!(out.contains("RTT: no replies verified"), "{out}");
+    assert!(
+        !out.contains("p50"),
+        "no RTT without a verified reply: {out}"
     );
     assert!(
         err.contains("did not match what --reply echo expects"),

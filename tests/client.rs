@@ -7,11 +7,7 @@ use std::process::Command;
 use crate::util::*;
 
 fn unix_daemon(dir: &TempDir) -> (Daemon, String) {
-    let path = dir.join("echo.sock");
-    let d = Daemon::builder()
-        .socket(UnixDatagram::bind(&path).unwrap(), "unix")
-        .spawn()
-        .wait_ready();
+    let (d, path) = unix_echo(dir, "echo.sock");
     (d, format!("unix:{}", path.display()))
 }
 
@@ -187,7 +183,10 @@ fn permission_denied_shows_mode_owner_and_user() {
         err.contains(&format!("permission denied on {}", p.display())),
         "{err}"
     );
-    assert!(err.contains("the socket has mode 0"), "{err}");
+    assert!(
+        err.contains("you may not write to the socket (mode 0"),
+        "{err}"
+    );
     assert!(err.contains("you are uid"), "{err}");
     if root {
         assert!(err.contains("owner root:"), "{err}");
@@ -241,4 +240,85 @@ fn serve_bind_errors_name_the_fix() {
         "{err}"
     );
     assert!(err.contains("caused by: Address already in use"), "{err}");
+}
+
+/// Runs `dgecho client ARGS` with `input` on stdin.
+fn client_with_input(args: &[&str], input: &str) -> (i32, String, String) {
+    run_with(Command::new(BIN).arg("client").args(args), &[], Some(input))
+}
+
+#[test]
+fn a_datagram_larger_than_dgecho_accepts_is_named() {
+    let dir = TempDir::new();
+    let (_d, addr) = unix_daemon(&dir);
+    let big = "x".repeat(70_000);
+    let (code, out, err) = client_with_input(&["--timeout", "500ms", &addr], &big);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains("the datagram was 70000 bytes"), "{err}");
+    assert!(err.contains("larger than 65536 bytes"), "{err}");
+}
+
+#[test]
+fn a_bind_path_the_daemon_cannot_reach_is_named() {
+    if !nix::unistd::Uid::effective().is_root() {
+        crate::netns::cannot_run("needs root to run the daemon as nobody");
+        return;
+    }
+    let dir = TempDir::new();
+    chmod(&dir.0, 0o777);
+    let path = dir.join("nobody.sock");
+    let _d = Daemon::builder()
+        .arg("--listen")
+        .arg(format!("unix:{}", path.display()))
+        .args(&["--socket-mode", "0666"])
+        .user(NOBODY, NOBODY)
+        .spawn()
+        .wait_ready();
+    let private = TempDir::new();
+    chmod(&private.0, 0o700);
+    let me = private.join("me.sock");
+    let (code, _, err) = run(
+        &[
+            "client",
+            "--timeout",
+            "500ms",
+            "--bind",
+            me.to_str().unwrap(),
+            path.to_str().unwrap(),
+            "x",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "the daemon's replies cannot reach your --bind socket {}",
+            me.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "the daemon runs as nobody and may not search {}",
+            private.0.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("Leave out --bind"), "{err}");
+}
+
+#[test]
+fn silence_on_a_live_unix_socket_suggests_bind() {
+    let dir = TempDir::new();
+    let p = dir.join("mute.sock");
+    let _mute = UnixDatagram::bind(&p).unwrap();
+    let (code, _, err) = run(
+        &["client", "--timeout", "200ms", p.to_str().unwrap(), "x"],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("though a socket is bound there"), "{err}");
+    assert!(err.contains("automatic abstract one (@"), "{err}");
+    assert!(err.contains("--bind"), "{err}");
+    assert!(!err.contains("is the daemon running"), "it is bound: {err}");
 }

@@ -216,15 +216,15 @@ fn serve_refuses_unbounded_or_accidental_settings() {
         (&["serve", "--guard-ports", ""][..], "'none' to turn it off"),
         (
             &["serve", "--idle-timeout", "1ms"][..],
-            "from 1s to 365 days",
+            "from 100ms to 365 days",
         ),
         (
             &["serve", "--idle-timeout", "100000000000000000000"][..],
-            "too long",
+            "longer than a year",
         ),
         (
             &["serve", "--idle-timeout", "9999999h"][..],
-            "from 1s to 365 days",
+            "longer than a year",
         ),
     ] {
         let (code, _, err) = run(args, &[]);

@@ -90,9 +90,30 @@ pub struct DaemonBuilder {
     stderr_fd: Option<OwnedFd>,
     fill_notify: bool,
     without_proc: bool,
+    user: Option<(u32, u32)>,
+    umask: Option<u32>,
+    netns: bool,
 }
 
 impl DaemonBuilder {
+    /// Runs the daemon as `uid`:`gid` (the test runs as root).
+    pub fn user(mut self, uid: u32, gid: u32) -> Self {
+        self.user = Some((uid, gid));
+        self
+    }
+    /// Starts the daemon with this umask, whatever the test's is.
+    pub fn umask(mut self, mask: u32) -> Self {
+        self.umask = Some(mask);
+        self
+    }
+    /// Starts the daemon in a network namespace of its own (`unshare
+    /// -rn`): its UDP ports are its own, whatever runs on the machine.
+    /// Abstract sockets are per namespace too, so the notify socket must be
+    /// a path.
+    pub fn netns(mut self) -> Self {
+        self.netns = true;
+        self
+    }
     /// Passes `fd` to the daemon (fd 3, 4, ... in the order given).
     pub fn socket(mut self, fd: impl Into<OwnedFd>, name: &str) -> Self {
         self.sockets.push((fd.into(), name.to_string()));
@@ -100,6 +121,11 @@ impl DaemonBuilder {
     }
     pub fn arg(mut self, a: impl AsRef<str>) -> Self {
         self.args.push(a.as_ref().to_string());
+        self
+    }
+    pub fn args<S: AsRef<str>>(mut self, args: &[S]) -> Self {
+        self.args
+            .extend(args.iter().map(|a| a.as_ref().to_string()));
         self
     }
     pub fn env(mut self, k: &str, v: &str) -> Self {
@@ -176,17 +202,28 @@ impl DaemonBuilder {
         if self.without_proc {
             script.push_str("umount -l /proc || exit 97; ");
         }
+        if let Some(mask) = self.umask {
+            script.push_str(&format!("umask {mask:03o}; "));
+        }
         script.push_str("exec \"$0\" \"$@\"");
+        // unshare execs bash in its own process: $$ stays the pid that
+        // dgecho gets.
         let mut cmd = if self.without_proc {
-            // unshare execs bash in its own process: $$ stays the pid
-            // that dgecho gets.
             let mut c = Command::new("unshare");
             c.args(["--mount", "--propagation", "private", "bash"]);
+            c
+        } else if self.netns {
+            let mut c = Command::new("unshare");
+            c.args(["-rn", "bash"]);
             c
         } else {
             Command::new("bash")
         };
         cmd.arg("-c").arg(script).arg(BIN).args(&self.args);
+        if let Some((uid, gid)) = self.user {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(gid);
+        }
         for k in [
             "LISTEN_PID",
             "LISTEN_FDS",
@@ -279,6 +316,9 @@ impl Daemon {
             stderr_fd: None,
             fill_notify: false,
             without_proc: false,
+            user: None,
+            umask: None,
+            netns: false,
         }
     }
 
@@ -483,18 +523,25 @@ pub fn run_with(
     });
     let mut e = String::new();
     err.read_to_string(&mut e).unwrap();
+    let status = wait_child(&mut child, &e);
+    (status.code().unwrap_or(-1), t.join().unwrap(), e)
+}
+
+/// Waits for `child` to exit, at most [`WAIT`]; kills it and fails the
+/// test (showing `context`) if it does not.
+pub fn wait_child(child: &mut Child, context: &str) -> ExitStatus {
     let start = Instant::now();
-    let status = loop {
+    loop {
         if let Some(s) = child.try_wait().unwrap() {
-            break s;
+            return s;
         }
         if start.elapsed() > WAIT {
             let _ = child.kill();
-            panic!("dgecho did not finish within {WAIT:?}: {e}");
+            panic!("the child did not exit within {WAIT:?}: {context}");
         }
+        // The exit is the signal; this only paces the check.
         std::thread::park_timeout(Duration::from_millis(5));
-    };
-    (status.code().unwrap_or(-1), t.join().unwrap(), e)
+    }
 }
 
 /// A UDP socket on an ephemeral loopback port.
@@ -513,4 +560,41 @@ pub fn autobound() -> UnixDatagram {
 
 pub fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
+}
+
+/// The user and group `nobody`, for tests that need someone other than
+/// root.
+pub const NOBODY: u32 = 65534;
+
+/// `cmd`, run as nobody with no supplementary groups.
+pub fn as_nobody(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    cmd.uid(NOBODY).gid(NOBODY)
+}
+
+/// Makes `path` mode `mode`.
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Whether `program` can be run (it is installed).
+pub fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// A daemon serving a Unix socket at `DIR/NAME`, passed in as systemd
+/// would, ready; and the socket's path.
+pub fn unix_echo(dir: &TempDir, name: &str) -> (Daemon, PathBuf) {
+    let path = dir.join(name);
+    let d = Daemon::builder()
+        .socket(UnixDatagram::bind(&path).unwrap(), "unix")
+        .spawn()
+        .wait_ready();
+    (d, path)
 }

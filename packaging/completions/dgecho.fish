@@ -31,11 +31,13 @@ complete -c dgecho -n "__fish_dgecho_needs_command" -s V -l version -d 'Print ve
 complete -c dgecho -n "__fish_dgecho_needs_command" -f -a "serve" -d 'Answer datagrams on the sockets systemd passed in and on --listen addresses'
 complete -c dgecho -n "__fish_dgecho_needs_command" -f -a "client" -d 'Send datagrams to an echo service and print the replies'
 complete -c dgecho -n "__fish_dgecho_needs_command" -f -a "bench" -d 'Load an echo service and measure replies/s, loss and round-trip times, checking every reply'
-complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s l -l listen -d 'Also bind and serve ADDR (repeatable). With neither this nor sockets from systemd, serve binds 127.0.0.1:7007 and $XDG_RUNTIME_DIR/dgecho.sock (/tmp/dgecho-UID.sock without XDG_RUNTIME_DIR)' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s l -l listen -d 'Also bind and serve ADDR (repeatable). With neither this nor sockets from systemd, serve binds 127.0.0.1:7007 and $XDG_RUNTIME_DIR/dgecho.sock (without XDG_RUNTIME_DIR: dgecho-UID.sock in $TMPDIR, normally /tmp)' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l socket-mode -d 'The mode of the socket files serve binds itself (--listen paths and the default path), in octal as for chmod, like SocketMode= of a socket unit. Connecting needs write permission: 0666 lets every local user in, 0660 with --socket-group only that group. Default: what the umask leaves, usually 0755 (only this user)' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l socket-group -d 'The group of those socket files (a name or a number), like SocketGroup=. This user must be a member of it, or root' -r
 complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l reply -d 'What to send back' -r -f -a "reverse\t'The datagram\'s bytes in reverse order, as the original ctypes echo server did'
 echo\t'The datagram unchanged, as RFC 862 describes'"
 complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l guard-ports -d 'Never answer UDP datagrams from these source ports, to stop echo loops with other always-answering services. A comma-separated list; "none" turns the guard off' -r
-complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l workers -d 'Threads per socket, all serving the same socket. More than 1 only helps with more than one CPU and heavy load, and may reorder the replies to one sender; ReusePort= sockets from systemd scale without reordering (see tests/bench/RESULTS.md)' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l workers -d 'Threads per socket, all serving the same socket. More than 1 only helps with more than one CPU and heavy load, and may reorder the replies to one sender; ReusePort= sockets from systemd scale without reordering' -r
 complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l rate-limit -d 'Answer each UDP source at most RATE datagrams per second (e.g. 20 or 20/s); the rest are dropped and counted as "rate limited". A source is an IPv4 address or an IPv6 /64, whatever its port. The limit applies to each socket, and with --workers N each worker allows 1/N of it. Sources are tracked in a table of fixed size (4096 per worker): a flood of distinct sources evicts the oldest, it never uses more memory. Unix sockets are not limited. Off by default; turn it on wherever UDP is reachable from a network' -r
 complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l burst -d 'How many datagrams a source may send at once, before --rate-limit spaces them out. Default: one second\'s worth of RATE' -r
 complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -l idle-timeout -d 'Exit cleanly after this long without a datagram (e.g. 30s, 5m, 1h). Under socket activation, systemd starts dgecho again on the next datagram, which waits in the socket meanwhile' -r
@@ -43,15 +45,18 @@ complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s v -l verbose -d 
 complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s q -l quiet -d 'Log less: -q shows only warnings and errors, -qq only errors'
 complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dgecho -n "__fish_dgecho_using_subcommand serve" -s V -l version -d 'Print version'
-complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s t -l timeout -d 'Seconds to wait for each reply' -r
-complete -c dgecho -n "__fish_dgecho_using_subcommand client" -l bind -d 'Bind the client\'s Unix socket to PATH instead of an automatic abstract address. The daemon\'s user must be able to write to PATH, and PATH must be visible to it (not under a private /tmp)' -r -F
+complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s t -l timeout -d 'How long to wait for each reply (e.g. 500ms, 2s)' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand client" -l bind -d 'Bind the client\'s Unix socket to PATH instead of an automatic abstract address. The daemon\'s user must be able to write to PATH, and PATH must be visible to it (not under a private /tmp). Needed for servers that cannot answer an abstract address' -r -F
+complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s c -l count -d 'Ping mode: send N datagrams, one per --interval, print a line per reply (size, source, sequence number, round-trip time) and a summary. Exits 0 only when every reply came back' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s i -l interval -d 'Ping mode: the time between datagrams (default 1s). Without --count, ping mode runs until interrupted (Ctrl-C prints the summary)' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s s -l size -d 'Ping mode: the size of each datagram in bytes (default 64)' -r
 complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s v -l verbose -d 'Log more: -v for debug, -vv for one line per datagram (trace). With `client`, -v also prints each reply\'s size, source and round-trip time on stderr'
 complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s q -l quiet -d 'Log less: -q shows only warnings and errors, -qq only errors'
 complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s h -l help -d 'Print help'
 complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s V -l version -d 'Print version'
 complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s w -l window -d 'Datagrams outstanding at once; 1 is ping-pong (latency)' -r
 complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s s -l size -d 'Size of each datagram in bytes (at least 8: each carries its sequence number)' -r
-complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s d -l duration -d 'How long to send, in seconds' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s d -l duration -d 'How long to send (e.g. 500ms, 5s, 1m)' -r
 complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -l reply -d 'What the service sends back, and so what each reply must be' -r -f -a "reverse\t'The datagram\'s bytes in reverse order, as the original ctypes echo server did'
 echo\t'The datagram unchanged, as RFC 862 describes'"
 complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -l json -d 'Print the report as one JSON object'

@@ -80,6 +80,10 @@ impl std::fmt::Display for Report {
             "  lost {}, late {}, mismatched {}",
             self.lost, self.late, self.mismatched
         )?;
+        if self.replies == 0 {
+            // Zeros would read as a measurement.
+            return write!(f, "  RTT: no replies verified");
+        }
         write!(
             f,
             "  RTT p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs",
