@@ -246,6 +246,30 @@ fn wildcard_socket_replies_from_the_destination() {
     }
 }
 
+/// A datagram queued on a wildcard socket before the server turned on
+/// IP_PKTINFO (the datagram that made systemd start it) arrives without a
+/// valid destination: it must still be answered, not taken for a
+/// broadcast.
+#[test]
+fn a_datagram_queued_before_start_on_a_wildcard_socket_is_answered() {
+    let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let c = client();
+    c.connect(("127.0.0.1", port)).unwrap();
+    c.send(b"early").unwrap();
+    let server = Server::start(
+        vec![Listener::from_udp(sock, "any").unwrap()],
+        &Options::default(),
+    )
+    .unwrap();
+    let mut buf = [0u8; 8];
+    let n = c.recv(&mut buf).expect("the early datagram is answered");
+    assert_eq!(&buf[..n], b"ylrae");
+    let (stats, result) = server.stop();
+    result.unwrap();
+    assert_eq!(stats, crate::util::counted(1, 1));
+}
+
 #[test]
 fn stop_is_prompt_and_heartbeats_advance() {
     let (server, _) = udp_server(Options::default());

@@ -47,20 +47,25 @@
 //! that systemd starts. A blocking receive with a timeout costs nothing per
 //! datagram, unlike polling a second "stop" fd before every receive.
 
+mod mmsg;
 mod policy;
 mod reason;
 mod report;
 mod send;
+mod serve;
 mod server;
 mod slots;
 mod stats;
+mod transport;
 mod tuning;
 mod udp;
 mod unix;
+mod unread;
 mod worker;
 
 pub use crate::defaults::TICK;
-pub use policy::{Bucket, Datagram, Peer, ReplyMode, Verdict, decide};
+pub use policy::{Bucket, Checks, Datagram, Peer, ReplyMode, Share, Verdict, decide};
 pub use reason::{Reason, Text};
 pub use server::{Options, Server};
 pub use stats::{ParseStatsError, Stats};
+pub use unread::Ledger;

@@ -14,6 +14,7 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use nix::sys::socket::{SockaddrIn, SockaddrIn6, SockaddrLike, UnixAddr};
 
 use super::reason::Reason;
+use super::unread::Ledger;
 use crate::defaults::BUFFER_SIZE;
 use crate::ratelimit::{self, Limiter, Rate};
 
@@ -132,6 +133,10 @@ pub struct Datagram {
     pub len: usize,
     /// The kernel cut it to fit the buffer.
     pub truncated: bool,
+    /// It was sent to a broadcast or multicast address.
+    pub to_group: bool,
+    /// The sender's uid, where the socket tells it (Unix).
+    pub uid: Option<u32>,
 }
 
 /// A worker's rate-limit state at the time of a datagram.
@@ -141,6 +146,25 @@ pub struct Bucket<'a> {
     pub now: u64,
 }
 
+/// A user's share of the send buffer, for a reply of `cost` bytes to
+/// `uid` (see [`super::unread`]).
+pub struct Share<'a> {
+    pub ledger: &'a Ledger,
+    pub uid: u32,
+    pub cost: u64,
+}
+
+/// The state the checks consult besides the datagram itself.
+#[derive(Default)]
+pub struct Checks<'a> {
+    /// UDP source ports never answered (with the server's own).
+    pub guard: &'a [u16],
+    /// The sender's rate-limit bucket, where a limit applies.
+    pub bucket: Option<Bucket<'a>>,
+    /// The sender's user's share of unread replies, where known.
+    pub share: Option<Share<'a>>,
+}
+
 /// The outcome for one datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -148,29 +172,33 @@ pub enum Verdict {
     Drop(Reason),
 }
 
-/// Decides what to do with one datagram. The checks run in this order, and
-/// the first that fails names the reason: a sender to reply to, a size that
-/// fit, a source port off the guard list, a token in the sender's bucket.
-/// The bucket is checked last so that only datagrams that would otherwise
-/// be answered spend a token.
-pub fn decide<P: Peer>(
-    d: Datagram,
-    peer: Option<&P>,
-    guard: &[u16],
-    bucket: Option<Bucket<'_>>,
-) -> Verdict {
+/// Decides what to do with one datagram. The checks run in this order,
+/// and the first that fails names the reason: a sender to reply to, a size
+/// that fit, a unicast destination, a source port off the guard list, a
+/// token in the sender's bucket, room in its user's share of the send
+/// buffer. The bucket comes late so that only datagrams that would
+/// otherwise be answered spend a token.
+pub fn decide<P: Peer>(d: Datagram, peer: Option<&P>, checks: Checks<'_>) -> Verdict {
     let Some(peer) = peer.filter(|p| !p.is_unbound()) else {
         return Verdict::Drop(Reason::Unbound);
     };
     if d.truncated || d.len > BUFFER_SIZE {
         return Verdict::Drop(Reason::TooLarge);
     }
-    if peer.port().is_some_and(|p| guard.contains(&p)) {
+    if d.to_group {
+        return Verdict::Drop(Reason::Broadcast);
+    }
+    if peer.port().is_some_and(|p| checks.guard.contains(&p)) {
         return Verdict::Drop(Reason::LoopGuard);
     }
-    if let (Some(b), Some(key)) = (bucket, peer.rate_key()) {
+    if let (Some(b), Some(key)) = (checks.bucket, peer.rate_key()) {
         if !b.limiter.allow(key, b.now) {
             return Verdict::Drop(Reason::RateLimited);
+        }
+    }
+    if let Some(s) = checks.share {
+        if !s.ledger.allows(s.uid, s.cost) {
+            return Verdict::Drop(Reason::Unread);
         }
     }
     Verdict::Answer
@@ -187,12 +215,21 @@ mod tests {
     const OK: Datagram = Datagram {
         len: 5,
         truncated: false,
+        to_group: false,
+        uid: None,
     };
+
+    fn guard(ports: &[u16]) -> Checks<'_> {
+        Checks {
+            guard: ports,
+            ..Checks::default()
+        }
+    }
 
     #[test]
     fn answers_a_plain_datagram() {
         assert_eq!(
-            decide(OK, Some(&v4("127.0.0.1:4000")), &[7], None),
+            decide(OK, Some(&v4("127.0.0.1:4000")), guard(&[7])),
             Verdict::Answer
         );
     }
@@ -203,35 +240,36 @@ mod tests {
         let cut = Datagram {
             len: 70_000,
             truncated: true,
+            ..OK
         };
         assert_eq!(
-            decide(cut, Some(&peer), &[], None),
+            decide(cut, Some(&peer), guard(&[])),
             Verdict::Drop(Reason::TooLarge)
         );
         let big = Datagram {
             len: BUFFER_SIZE + 1,
-            truncated: false,
+            ..OK
         };
         assert_eq!(
-            decide(big, Some(&peer), &[], None),
+            decide(big, Some(&peer), guard(&[])),
             Verdict::Drop(Reason::TooLarge)
         );
         assert_eq!(
-            decide(OK, Some(&peer), &[4000], None),
+            decide(OK, Some(&peer), guard(&[4000])),
             Verdict::Drop(Reason::LoopGuard)
         );
         assert_eq!(
-            decide::<SockaddrIn>(OK, None, &[], None),
+            decide::<SockaddrIn>(OK, None, guard(&[])),
             Verdict::Drop(Reason::Unbound)
         );
         let unnamed = UnixAddr::new_unnamed();
         assert_eq!(
-            decide(OK, Some(&unnamed), &[], None),
+            decide(OK, Some(&unnamed), guard(&[])),
             Verdict::Drop(Reason::Unbound)
         );
         // An unbound sender is reported as such even when too large.
         assert_eq!(
-            decide::<UnixAddr>(cut, None, &[], None),
+            decide::<UnixAddr>(cut, None, guard(&[])),
             Verdict::Drop(Reason::Unbound)
         );
     }
@@ -245,15 +283,15 @@ mod tests {
         let now = limiter.now();
         let peer = v4("192.0.2.1:4000");
         let mut run = |guard: &[u16]| {
-            decide(
-                OK,
-                Some(&peer),
+            let checks = Checks {
                 guard,
-                Some(Bucket {
+                bucket: Some(Bucket {
                     limiter: &mut limiter,
                     now,
                 }),
-            )
+                share: None,
+            };
+            decide(OK, Some(&peer), checks)
         };
         // A guarded datagram spends no token.
         assert_eq!(run(&[4000]), Verdict::Drop(Reason::LoopGuard));
@@ -262,11 +300,47 @@ mod tests {
         assert_eq!(run(&[]), Verdict::Drop(Reason::RateLimited));
         // Unix senders have no bucket.
         let unix = UnixAddr::new_abstract(b"x").unwrap();
-        let b = Bucket {
-            limiter: &mut limiter,
-            now,
+        let checks = Checks {
+            bucket: Some(Bucket {
+                limiter: &mut limiter,
+                now,
+            }),
+            ..Checks::default()
         };
-        assert_eq!(decide(OK, Some(&unix), &[], Some(b)), Verdict::Answer);
+        assert_eq!(decide(OK, Some(&unix), checks), Verdict::Answer);
+    }
+
+    #[test]
+    fn group_destinations_are_never_answered() {
+        let to_group = Datagram {
+            to_group: true,
+            ..OK
+        };
+        let peer = v4("192.0.2.9:5000");
+        assert_eq!(
+            decide(to_group, Some(&peer), guard(&[])),
+            Verdict::Drop(Reason::Broadcast)
+        );
+    }
+
+    #[test]
+    fn a_user_over_its_share_is_refused_others_are_not() {
+        let mut ledger = Ledger::new(1 << 20);
+        ledger.charge(1000, 600_000);
+        let unix = UnixAddr::new_abstract(b"c").unwrap();
+        let share = |ledger, uid| Checks {
+            share: Some(Share {
+                ledger,
+                uid,
+                cost: 1000,
+            }),
+            ..Checks::default()
+        };
+        assert_eq!(
+            decide(OK, Some(&unix), share(&ledger, 1000)),
+            Verdict::Drop(Reason::Unread)
+        );
+        assert_eq!(decide(OK, Some(&unix), share(&ledger, 0)), Verdict::Answer);
     }
 
     #[test]

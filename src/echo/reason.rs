@@ -19,6 +19,15 @@ pub enum Reason {
     RateLimited,
     /// The reply was dropped by the kernel (see the warning's errno).
     SendFailed,
+    /// Sent to a broadcast or multicast address: answering would multiply
+    /// traffic (the Fraggle attack, CERT CA-1996-01).
+    Broadcast,
+    /// The sender's user has too many replies not read yet
+    /// ([`super::unread`]).
+    Unread,
+    /// Dropped by the kernel before dgecho saw it: the receive queue was
+    /// full (`SO_RXQ_OVFL`).
+    KernelDropped,
 }
 
 /// How a reason shows in the counter text and in the log.
@@ -33,12 +42,15 @@ pub struct Text {
 
 impl Reason {
     /// Every reason, in the order the counter text lists them.
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Unbound,
         Reason::TooLarge,
         Reason::LoopGuard,
         Reason::RateLimited,
         Reason::SendFailed,
+        Reason::Broadcast,
+        Reason::Unread,
+        Reason::KernelDropped,
     ];
 
     /// How many reasons there are: the size of the counter arrays.
@@ -66,6 +78,21 @@ impl Reason {
             ),
             Reason::RateLimited => ("rate limited", "over the --rate-limit per source"),
             Reason::SendFailed => ("send failed", "the reply could not be sent"),
+            Reason::Broadcast => (
+                "broadcast",
+                "it was sent to a broadcast or multicast address, and answering those \
+                 multiplies traffic (the Fraggle attack); send to this host's own address",
+            ),
+            Reason::Unread => (
+                "unread replies",
+                "its user has left too many replies unread, filling the daemon's send \
+                 buffer; the client must read its replies (other users are still answered)",
+            ),
+            Reason::KernelDropped => (
+                "dropped by the kernel",
+                "the socket's receive queue was full; raise ReceiveBuffer= in the .socket \
+                 unit, or send more slowly",
+            ),
         };
         Text { label, why }
     }

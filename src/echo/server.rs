@@ -2,16 +2,19 @@
 //! `--workers N` per socket), read their counters, stop them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
-use nix::sys::socket::{SockaddrIn, SockaddrIn6};
 
 use super::policy::{Policy, ReplyMode};
+use super::serve::serve;
 use super::stats::{Counters, Stats};
+use super::transport::Transport;
+use super::tuning;
+use super::udp::{V4, V6};
+use super::unix::Unix;
 use super::worker::Job;
-use super::{tuning, udp, unix};
 use crate::listener::{Family, Listener};
 use crate::ratelimit::Rate;
 
@@ -31,6 +34,14 @@ pub struct Options {
     /// The per-source limit on UDP sockets (`--rate-limit`), for each
     /// socket as a whole: every worker takes `1/workers` of it.
     pub rate_limit: Option<Rate>,
+}
+
+/// A socket and what its workers share besides the policy.
+struct Socket {
+    listener: Listener,
+    /// The control-message room a datagram needs ([`Transport::setup`]).
+    cmsg_len: usize,
+    kernel_dropped: AtomicU32,
 }
 
 struct Worker {
@@ -61,17 +72,28 @@ impl Server {
         let mut workers = Vec::with_capacity(listeners.len() * per_socket);
         for (i, listener) in listeners.into_iter().enumerate() {
             tuning::prepare(&listener)?;
-            let listener = Arc::new(listener);
+            // Socket options go on before any worker runs, so that as few
+            // datagrams as possible arrive without what they turn on.
+            let cmsg_len = match listener.family() {
+                Family::Unix => Unix::setup(&listener),
+                Family::Inet => V4::setup(&listener),
+                Family::Inet6 => V6::setup(&listener),
+            };
+            let socket = Arc::new(Socket {
+                listener,
+                cmsg_len,
+                kernel_dropped: AtomicU32::new(0),
+            });
             for w in 0..per_socket {
                 let label = if per_socket == 1 {
-                    listener.to_string()
+                    socket.listener.to_string()
                 } else {
-                    format!("{listener} (worker {w})")
+                    format!("{} (worker {w})", socket.listener)
                 };
                 workers.push(spawn(
                     format!("dgecho-{i}-{w}"),
                     label,
-                    listener.clone(),
+                    socket.clone(),
                     policy.clone(),
                     stop.clone(),
                 )?);
@@ -133,7 +155,7 @@ impl Server {
 fn spawn(
     thread: String,
     label: String,
-    listener: Arc<Listener>,
+    socket: Arc<Socket>,
     policy: Arc<Policy>,
     stop: Arc<AtomicBool>,
 ) -> Result<Worker> {
@@ -142,16 +164,19 @@ fn spawn(
     let handle = std::thread::Builder::new()
         .name(thread)
         .spawn(move || {
+            let listener = &socket.listener;
             let job = Job {
-                listener: &listener,
+                listener,
                 policy: &policy,
                 counters: &c,
                 stop: &stop,
+                kernel_dropped: &socket.kernel_dropped,
+                cmsg_len: socket.cmsg_len,
             };
             let r = match listener.family() {
-                Family::Unix => unix::serve(&job),
-                Family::Inet => udp::serve::<SockaddrIn>(&job),
-                Family::Inet6 => udp::serve::<SockaddrIn6>(&job),
+                Family::Unix => serve::<Unix>(&job),
+                Family::Inet => serve::<V4>(&job),
+                Family::Inet6 => serve::<V6>(&job),
             };
             c.finished.store(true, Relaxed);
             r.with_context(|| format!("the loop on {listener} stopped"))

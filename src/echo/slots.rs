@@ -1,7 +1,7 @@
 //! The receive slots and the replies of one batch, allocated once per
 //! worker: nothing on the per-datagram path allocates.
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 
 use crate::defaults::{BATCH, BUFFER_SIZE};
 
@@ -30,10 +30,12 @@ impl Slots {
         &mut self.slot_mut(i)[..len.min(BUFFER_SIZE)]
     }
 
-    /// One receive vector per slot, for `recvmmsg`.
-    pub fn iovs_mut(&mut self) -> [[IoSliceMut<'_>; 1]; BATCH] {
-        let mut chunks = self.bufs.chunks_exact_mut(BUFFER_SIZE);
-        std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())])
+    /// A raw pointer to each slot, for [`RecvBatch`](super::mmsg::RecvBatch),
+    /// which hands them to the kernel.
+    pub fn iovs_raw(&mut self) -> impl Iterator<Item = *mut u8> + '_ {
+        self.bufs
+            .chunks_exact_mut(BUFFER_SIZE)
+            .map(|c| c.as_mut_ptr())
     }
 
     /// The send vectors of `replies[from..to]`, for `sendmmsg`. Entries

@@ -1,38 +1,29 @@
-//! The loop for one UDP socket: `recvmmsg` takes up to [`BATCH`] datagrams
-//! (blocking for the first only, so a lone datagram is answered at once)
-//! and their replies go out together, in the order received.
+//! The UDP transports (IPv4 and IPv6).
 //!
 //! On a socket bound to a wildcard address (`0.0.0.0`, `[::]`), each
 //! datagram's destination comes with it (`IP_PKTINFO`/`IPV6_PKTINFO`) and
 //! its reply is sent from that address: a client with a connected socket
-//! drops a reply from any other. Sockets bound to one address skip this.
+//! drops a reply from any other. The destination also tells a datagram
+//! sent to a broadcast or multicast address, which is never answered (see
+//! [`Reason::Broadcast`](super::Reason::Broadcast)). Sockets bound to one
+//! unicast address receive neither, and skip all of this.
+//!
+//! Every UDP socket counts the datagrams the kernel dropped before dgecho
+//! saw them (`SO_RXQ_OVFL`), so that they show in the counters too.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::mem::size_of;
+use std::net::Ipv4Addr;
 
-use anyhow::{Context, Result};
-use log::{debug, warn};
-use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6, recvmmsg,
-    setsockopt, sockopt,
-};
+use log::warn;
+use nix::libc;
+use nix::sys::socket::{ControlMessage, SockaddrIn, SockaddrIn6, setsockopt, sockopt};
 
-use super::policy::{Datagram, Peer};
-use super::send::{Sender, Source, send_replies};
-use super::slots::{Replies, Slots};
-use super::worker::{Job, Worker};
-use crate::defaults::BATCH;
+use super::mmsg::{Cmsg, Cmsgs, cmsg_space};
+use super::send::Source;
+use super::transport::{Meta, Transport};
 use crate::listener::{Family, Listener};
 
-/// What the UDP loop needs to reply from the address a request was sent
-/// to, per address family.
-pub(super) trait UdpPeer: Peer {
-    /// The source to send a reply from, as its control message carries it.
-    type Src: Source;
-    /// The reply's source, from a received control message.
-    fn reply_src(c: ControlMessageOwned) -> Option<Self::Src>;
-}
-
-impl Source for nix::libc::in_pktinfo {
+impl Source for libc::in_pktinfo {
     fn same(&self, other: &Self) -> bool {
         self.ipi_spec_dst.s_addr == other.ipi_spec_dst.s_addr
     }
@@ -41,7 +32,7 @@ impl Source for nix::libc::in_pktinfo {
     }
 }
 
-impl Source for nix::libc::in6_pktinfo {
+impl Source for libc::in6_pktinfo {
     fn same(&self, other: &Self) -> bool {
         self.ipi6_addr.s6_addr == other.ipi6_addr.s6_addr
     }
@@ -50,40 +41,128 @@ impl Source for nix::libc::in6_pktinfo {
     }
 }
 
-impl UdpPeer for SockaddrIn {
-    type Src = nix::libc::in_pktinfo;
-    fn reply_src(c: ControlMessageOwned) -> Option<Self::Src> {
-        match c {
-            // ipi_spec_dst is the local address the datagram reached (for
-            // a broadcast, the interface's own address, never the
-            // broadcast address): send from it, and let routing choose the
-            // interface (ifindex 0).
-            ControlMessageOwned::Ipv4PacketInfo(i) => Some(nix::libc::in_pktinfo {
-                ipi_ifindex: 0,
-                ipi_spec_dst: i.ipi_spec_dst,
-                ipi_addr: nix::libc::in_addr { s_addr: 0 },
-            }),
-            _ => None,
+/// UDP over IPv4.
+pub(super) struct V4;
+/// UDP over IPv6 (and IPv4-mapped on a dual-stack socket).
+pub(super) struct V6;
+
+impl Transport for V4 {
+    type Peer = SockaddrIn;
+    type Src = libc::in_pktinfo;
+
+    fn setup(listener: &Listener) -> usize {
+        setup(listener, size_of::<libc::in_pktinfo>())
+    }
+
+    fn src_space() -> Option<Vec<u8>> {
+        Some(nix::cmsg_space!(libc::in_pktinfo))
+    }
+
+    fn meta(cmsgs: Cmsgs<'_>) -> Meta<libc::in_pktinfo> {
+        let mut meta = Meta::default();
+        for c in cmsgs {
+            if (c.level, c.kind) == (libc::IPPROTO_IP, libc::IP_PKTINFO) && c.data.len() >= 12 {
+                // struct in_pktinfo { int ifindex; in_addr spec_dst, addr; }
+                let ifindex = word(&c.data[..4]);
+                let spec_dst = word(&c.data[4..8]);
+                let addr = word(&c.data[8..12]);
+                let dst = Ipv4Addr::from(u32::from_be(addr));
+                meta.to_group = dst.is_multicast() || dst.is_broadcast();
+                // A datagram queued before IP_PKTINFO was turned on (the
+                // one that activated us, say) carries a zero ifindex and
+                // spec_dst: only its header destination is known.
+                if ifindex == 0 || spec_dst == 0 {
+                    continue;
+                }
+                // spec_dst is the local address the datagram reached: the
+                // destination itself for unicast, the interface's own
+                // address for a broadcast (a subnet's, too) or multicast
+                // one. Send from it, and let routing choose the interface
+                // (ifindex 0).
+                meta.to_group |= addr != spec_dst;
+                meta.src = Some(libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: libc::in_addr { s_addr: spec_dst },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                });
+            }
+            dropped(&c, &mut meta);
         }
+        meta
     }
 }
 
-impl UdpPeer for SockaddrIn6 {
-    type Src = nix::libc::in6_pktinfo;
-    fn reply_src(c: ControlMessageOwned) -> Option<Self::Src> {
-        match c {
-            ControlMessageOwned::Ipv6PacketInfo(mut i) => {
-                i.ipi6_ifindex = 0;
-                // A multicast destination cannot be a source: leave the
-                // choice to the kernel (::).
-                if i.ipi6_addr.s6_addr[0] == 0xff {
-                    i.ipi6_addr.s6_addr = [0; 16];
-                }
-                Some(i)
+impl Transport for V6 {
+    type Peer = SockaddrIn6;
+    type Src = libc::in6_pktinfo;
+
+    fn setup(listener: &Listener) -> usize {
+        setup(listener, size_of::<libc::in6_pktinfo>())
+    }
+
+    fn src_space() -> Option<Vec<u8>> {
+        Some(nix::cmsg_space!(libc::in6_pktinfo))
+    }
+
+    fn meta(cmsgs: Cmsgs<'_>) -> Meta<libc::in6_pktinfo> {
+        let mut meta = Meta::default();
+        for c in cmsgs {
+            if (c.level, c.kind) == (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) && c.data.len() >= 16 {
+                // struct in6_pktinfo { in6_addr addr; unsigned ifindex; }
+                let mut addr = [0u8; 16];
+                addr.copy_from_slice(&c.data[..16]);
+                // IPv6 has no broadcast; multicast is ff00::/8, and an
+                // IPv4-mapped destination may be an IPv4 broadcast or
+                // multicast address.
+                let mapped = std::net::Ipv6Addr::from(addr).to_ipv4_mapped();
+                meta.to_group =
+                    addr[0] == 0xff || mapped.is_some_and(|a| a.is_multicast() || a.is_broadcast());
+                meta.src = Some(libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr { s6_addr: addr },
+                    ipi6_ifindex: 0,
+                });
             }
-            _ => None,
+            dropped(&c, &mut meta);
+        }
+        meta
+    }
+}
+
+/// The socket's drop count (`SO_RXQ_OVFL`), when the message is one.
+fn dropped(c: &Cmsg<'_>, meta: &mut Meta<impl Copy>) {
+    if (c.level, c.kind) == (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) && c.data.len() >= 4 {
+        meta.dropped = Some(word(&c.data[..4]));
+    }
+}
+
+/// Four bytes as the kernel stored them.
+fn word(b: &[u8]) -> u32 {
+    u32::from_ne_bytes(b.try_into().unwrap_or_default())
+}
+
+/// Turns on the drop count, and the destination where replies must choose
+/// their source; returns the control room one datagram needs.
+fn setup(listener: &Listener, pktinfo_len: usize) -> usize {
+    let mut len = 0;
+    match setsockopt(listener, sockopt::RxqOvfl, &1) {
+        Ok(()) => len += cmsg_space(size_of::<u32>()),
+        Err(e) => warn!(
+            "cannot count the datagrams the kernel drops on {listener} (SO_RXQ_OVFL: {e}); \
+             they will not show in the counters"
+        ),
+    }
+    if listener.is_wildcard() {
+        match enable_pktinfo(listener) {
+            Ok(()) => len += cmsg_space(pktinfo_len),
+            Err(e) => warn!(
+                "cannot ask for the destination of datagrams on {listener}: {e}; replies \
+                 leave from the address the kernel picks, which a client with a \
+                 connected socket drops when it asked another of this host's addresses, \
+                 and datagrams to a broadcast or multicast address cannot be told apart"
+            ),
         }
     }
+    len
 }
 
 /// Asks the kernel for each datagram's destination address.
@@ -92,115 +171,4 @@ fn enable_pktinfo(listener: &Listener) -> nix::Result<()> {
         Family::Inet6 => setsockopt(listener, sockopt::Ipv6RecvPacketInfo, &true),
         _ => setsockopt(listener, sockopt::Ipv4PacketInfo, &true),
     }
-}
-
-/// One received datagram: what the kernel said of it, its sender, and the
-/// address to reply from (on wildcard sockets).
-type Received<P> = (Datagram, Option<P>, Option<<P as UdpPeer>::Src>);
-
-/// Turns on `IP_PKTINFO`/`IPV6_PKTINFO` where replies must choose their
-/// source: only on a socket bound to a wildcard address can a request
-/// arrive at one of several addresses.
-fn want_pktinfo(listener: &Listener) -> bool {
-    if !listener.is_wildcard() {
-        return false;
-    }
-    match enable_pktinfo(listener) {
-        Ok(()) => true,
-        Err(e) => {
-            warn!(
-                "cannot ask for the destination of datagrams on {listener}: {e}; replies \
-                 leave from the address the kernel picks, which a client with a \
-                 connected socket drops when it asked another of this host's addresses"
-            );
-            false
-        }
-    }
-}
-
-/// Serves `listener` until `stop` is set or the socket fails.
-pub(super) fn serve<P: UdpPeer>(job: &Job<'_>) -> Result<()> {
-    let listener = job.listener;
-    let fd = listener.as_fd().as_raw_fd();
-    let pktinfo = want_pktinfo(listener);
-    let cmsg_buf = || pktinfo.then(|| nix::cmsg_space!(P::Src));
-    let mut slots = Slots::new();
-    let mut recv_hdrs = MultiHeaders::<P>::preallocate(BATCH, cmsg_buf());
-    let mut sender = Sender::<P>::new(cmsg_buf());
-    let mut replies = Replies::<P, P::Src>::new();
-    let none = Datagram {
-        len: 0,
-        truncated: false,
-    };
-    let mut got: [Received<P>; BATCH] = [(none, None, None); BATCH];
-    let mut w = Worker::new(job);
-    debug!(
-        "loop started on {listener}, up to {BATCH} datagrams per system call{}",
-        if pktinfo {
-            ", replying from each datagram's destination address"
-        } else {
-            ""
-        }
-    );
-    while job.running() {
-        let (n, lost_cmsg) = match receive(fd, &mut slots, &mut recv_hdrs, &mut got, pktinfo) {
-            Ok(r) => r,
-            Err(e) => {
-                w.recv_error(e).with_context(|| format!("on {listener}"))?;
-                continue;
-            }
-        };
-        if lost_cmsg {
-            // The kernel shrinks a header's control length to what one
-            // datagram used, and nix never restores it: start afresh so
-            // the next datagrams in these slots carry their destination.
-            // (Never seen: every datagram carries one. Not per datagram.)
-            debug!("a datagram on {listener} came without its destination; resetting headers");
-            recv_hdrs = MultiHeaders::<P>::preallocate(BATCH, cmsg_buf());
-        }
-        w.batch_start();
-        for (i, &(d, peer, dst)) in got[..n].iter().enumerate() {
-            if let Some(peer) = w.handle(slots.data_mut(i, d.len), d, peer) {
-                replies.push(peer, dst, i, d.len);
-            }
-        }
-        send_replies(fd, &mut sender, &slots, &replies, &mut w);
-        replies.clear();
-    }
-    debug!("loop stopped on {listener}");
-    Ok(())
-}
-
-/// One `recvmmsg`: fills `got[..n]` and returns `n`, and whether a
-/// datagram that should have carried its destination did not.
-fn receive<P: UdpPeer>(
-    fd: std::os::fd::RawFd,
-    slots: &mut Slots,
-    hdrs: &mut MultiHeaders<P>,
-    got: &mut [Received<P>; BATCH],
-    pktinfo: bool,
-) -> nix::Result<(usize, bool)> {
-    let mut iovs = slots.iovs_mut();
-    let flags = MsgFlags::MSG_TRUNC | MsgFlags::MSG_WAITFORONE;
-    let msgs = recvmmsg(fd, hdrs, iovs.iter_mut(), flags, None)?;
-    let (mut n, mut lost_cmsg) = (0, false);
-    for (g, m) in got.iter_mut().zip(msgs) {
-        let dst = if pktinfo {
-            let d = m
-                .cmsgs()
-                .ok()
-                .and_then(|mut c| c.find_map(|c| P::reply_src(c)));
-            lost_cmsg |= d.is_none();
-            d
-        } else {
-            None
-        };
-        let d = Datagram {
-            len: m.bytes,
-            truncated: m.flags.contains(MsgFlags::MSG_TRUNC),
-        };
-        *g = (d, m.address, dst);
-        n += 1;
-    }
-    Ok((n, lost_cmsg))
 }

@@ -1,105 +1,50 @@
-//! The loop for one Unix socket: `recvmsg` per datagram, and the replies
-//! of a burst sent together.
-//!
-//! The first `recvmsg` blocks and its reply goes out at once, so a lone
-//! datagram waits for nothing. Then up to [`BATCH`]` - 1` more datagrams
-//! that are already queued are taken with `MSG_DONTWAIT`, and their
-//! replies go out with one `sendmmsg`, in arrival order (the first reply
-//! left before all of them, so each sender's order holds). A burst of `k`
-//! costs `k + 1` receives and 2 sends instead of `2k` calls.
-//!
-//! Receiving is not batched because nix 0.32's `recvmmsg` never resets
-//! `msg_namelen` between calls: a slot that once held a short Unix address
-//! (an autobind name is 8 bytes, an unbound sender's 0) would truncate a
-//! longer one later, and its reply would go to a wrong address. Fresh
-//! headers per call would fix that only by allocating per call
-//! (`MultiHeaders::preallocate`); nix PR #2813 proposes the fix. UDP
-//! addresses all have one length, so the UDP loop is safe.
+//! The Unix transport: the sender's uid comes with every datagram
+//! (`SO_PASSCRED`), for the per-user share of unread replies
+//! ([`super::unread`]).
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::mem::size_of;
 
-use anyhow::{Context, Result};
-use log::debug;
-use nix::errno::Errno;
-use nix::sys::socket::{MsgFlags, UnixAddr, recvmsg};
+use log::warn;
+use nix::libc;
+use nix::sys::socket::{UnixAddr, setsockopt, sockopt};
 
-use super::policy::Datagram;
-use super::send::{NoSource, Sender, send_replies};
-use super::slots::{Replies, Slots};
-use super::worker::{Job, Worker};
-use crate::defaults::BATCH;
+use super::mmsg::{Cmsgs, cmsg_space};
+use super::send::NoSource;
+use super::transport::{Meta, Transport};
+use crate::listener::Listener;
 
-/// Serves `listener` until `stop` is set or the socket fails.
-pub(super) fn serve(job: &Job<'_>) -> Result<()> {
-    let listener = job.listener;
-    let fd = listener.as_fd().as_raw_fd();
-    let mut slots = Slots::new();
-    let mut sender = Sender::<UnixAddr>::new(None);
-    let mut replies = Replies::<UnixAddr, NoSource>::new();
-    let mut w = Worker::new(job);
-    debug!(
-        "loop started on {listener}, one receive per datagram, up to {BATCH} replies per \
-         system call"
-    );
-    while job.running() {
-        // Block for the first datagram only; its reply leaves at once.
-        match receive(fd, &mut slots, 0, &mut replies, &mut w, MsgFlags::empty()) {
-            Ok(()) => send_replies(fd, &mut sender, &slots, &replies, &mut w),
+pub(super) struct Unix;
+
+impl Transport for Unix {
+    type Peer = UnixAddr;
+    type Src = NoSource;
+
+    fn setup(listener: &Listener) -> usize {
+        match setsockopt(listener, sockopt::PassCred, &true) {
+            Ok(()) => cmsg_space(size_of::<libc::ucred>()),
             Err(e) => {
-                w.recv_error(e).with_context(|| format!("on {listener}"))?;
-                continue;
+                warn!(
+                    "cannot learn who sends on {listener} (SO_PASSCRED: {e}): one user's \
+                     unread replies can then fill the send buffer for everyone"
+                );
+                0
             }
         }
-        replies.clear();
-        // Then take what is already queued.
-        for i in 1..BATCH {
-            match receive(
-                fd,
-                &mut slots,
-                i,
-                &mut replies,
-                &mut w,
-                MsgFlags::MSG_DONTWAIT,
-            ) {
-                Ok(()) => {}
-                Err(Errno::EAGAIN) => break,
-                Err(e) => {
-                    w.recv_error(e).with_context(|| format!("on {listener}"))?;
-                    break;
-                }
-            }
-        }
-        send_replies(fd, &mut sender, &slots, &replies, &mut w);
-        replies.clear();
     }
-    debug!("loop stopped on {listener}");
-    Ok(())
-}
 
-/// Receives one datagram into slot `i`, decides, and queues its reply.
-fn receive(
-    fd: RawFd,
-    slots: &mut Slots,
-    i: usize,
-    replies: &mut Replies<UnixAddr, NoSource>,
-    w: &mut Worker<'_>,
-    flags: MsgFlags,
-) -> Result<(), Errno> {
-    // MSG_TRUNC makes the kernel return the datagram's real length, so an
-    // oversized one is seen and never half-answered.
-    let flags = flags | MsgFlags::MSG_TRUNC;
-    let (d, peer) = {
-        let mut iov = [IoSliceMut::new(slots.slot_mut(i))];
-        let m = recvmsg::<UnixAddr>(fd, &mut iov, None, flags)?;
-        let d = Datagram {
-            len: m.bytes,
-            truncated: m.flags.contains(MsgFlags::MSG_TRUNC),
-        };
-        (d, m.address)
-    };
-    if let Some(peer) = w.handle(slots.data_mut(i, d.len), d, peer) {
-        replies.push(peer, None, i, d.len);
+    fn src_space() -> Option<Vec<u8>> {
+        None
     }
-    Ok(())
+
+    fn meta(cmsgs: Cmsgs<'_>) -> Meta<NoSource> {
+        let mut meta = Meta::default();
+        for c in cmsgs {
+            if (c.level, c.kind) == (libc::SOL_SOCKET, libc::SCM_CREDENTIALS) && c.data.len() >= 12
+            {
+                // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+                meta.uid = c.data[4..8].try_into().ok().map(u32::from_ne_bytes);
+            }
+        }
+        meta
+    }
 }

@@ -2,16 +2,20 @@
 //! for each datagram and everything that follows from its verdict
 //! (counters, reports, the reply's content).
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 use anyhow::{Context, Result};
 use log::{Level, log_enabled, trace};
 use nix::errno::Errno;
 
-use super::policy::{Bucket, Datagram, Peer, Policy, Verdict, decide};
+use nix::sys::socket::{getsockopt, sockopt};
+
+use super::policy::{Bucket, Checks, Datagram, Peer, Policy, Share, Verdict, decide};
 use super::reason::Reason;
 use super::report::{Preview, Reports};
 use super::stats::{Counters, Stats};
+use super::unread::{self, Ledger};
 use crate::listener::{Family, Listener};
 use crate::ratelimit::Limiter;
 
@@ -22,6 +26,11 @@ pub(super) struct Job<'a> {
     pub counters: &'a Counters,
     /// Set by [`Server::stop`](super::Server::stop).
     pub stop: &'a AtomicBool,
+    /// The socket's kernel drop count already counted, shared by the
+    /// socket's workers (each sees the same running total).
+    pub kernel_dropped: &'a AtomicU32,
+    /// The control-message room one datagram needs.
+    pub cmsg_len: usize,
 }
 
 impl Job<'_> {
@@ -44,6 +53,14 @@ pub(super) struct Worker<'a> {
     local: Stats,
     ticks: u64,
     reports: Reports,
+    /// Unread replies per user, on Unix sockets ([`super::unread`]).
+    ledger: Option<Ledger>,
+    /// The ledger was reconciled in this batch: at most one `SIOCOUTQ`
+    /// per batch.
+    reconciled: bool,
+    kernel_dropped: &'a AtomicU32,
+    /// The last kernel drop total this worker saw.
+    kernel_seen: u32,
 }
 
 impl<'a> Worker<'a> {
@@ -52,9 +69,14 @@ impl<'a> Worker<'a> {
             listener,
             policy,
             counters,
+            kernel_dropped,
             ..
         } = *job;
         let rate = policy.rate.filter(|_| listener.family() != Family::Unix);
+        let ledger = (listener.family() == Family::Unix).then(|| {
+            let capacity = getsockopt(listener, sockopt::SndBuf).unwrap_or(0);
+            Ledger::new(capacity as u64)
+        });
         Worker {
             listener,
             policy,
@@ -64,6 +86,10 @@ impl<'a> Worker<'a> {
             local: Stats::default(),
             ticks: 0,
             reports: Reports::default(),
+            ledger,
+            reconciled: false,
+            kernel_dropped,
+            kernel_seen: 0,
         }
     }
 
@@ -72,6 +98,26 @@ impl<'a> Worker<'a> {
         if let Some(l) = &self.limiter {
             self.now = l.now();
         }
+        self.reconciled = false;
+    }
+
+    /// The socket's running total of datagrams the kernel dropped: counts
+    /// the new ones as received and dropped. Only a change costs an atomic
+    /// operation, which keeps workers sharing a socket from counting twice.
+    pub fn kernel_dropped(&mut self, total: u32) {
+        if total == self.kernel_seen {
+            return;
+        }
+        self.kernel_seen = total;
+        let before = self.kernel_dropped.fetch_max(total, Relaxed);
+        let new = u64::from(total.saturating_sub(before));
+        for _ in 0..new.min(1 << 20) {
+            self.local.drop_one(Reason::KernelDropped);
+        }
+        self.local.received += new;
+        self.counters.publish_received(&self.local);
+        self.counters
+            .publish_dropped(&self.local, Reason::KernelDropped);
     }
 
     /// A receive error: fatal for the socket, or reported and skipped.
@@ -97,12 +143,28 @@ impl<'a> Worker<'a> {
     pub fn handle<P: Peer>(&mut self, data: &mut [u8], d: Datagram, peer: Option<P>) -> Option<P> {
         self.local.received += 1;
         self.counters.publish_received(&self.local);
-        let bucket = self.limiter.as_mut().map(|limiter| Bucket {
-            limiter,
-            now: self.now,
-        });
-        match decide(d, peer.as_ref(), &self.policy.guard, bucket) {
-            Verdict::Answer => {}
+        let cost = unread::cost(d.len);
+        let uid = d.uid.filter(|_| self.ledger.is_some());
+        if let Some(uid) = uid {
+            self.reconcile_if_short(uid, cost);
+        }
+        let checks = Checks {
+            guard: &self.policy.guard,
+            bucket: self.limiter.as_mut().map(|limiter| Bucket {
+                limiter,
+                now: self.now,
+            }),
+            share: match (&self.ledger, uid) {
+                (Some(ledger), Some(uid)) => Some(Share { ledger, uid, cost }),
+                _ => None,
+            },
+        };
+        match decide(d, peer.as_ref(), checks) {
+            Verdict::Answer => {
+                if let (Some(ledger), Some(uid)) = (&mut self.ledger, uid) {
+                    ledger.charge(uid, cost);
+                }
+            }
             Verdict::Drop(reason) => {
                 self.dropped(reason);
                 self.reports
@@ -124,6 +186,21 @@ impl<'a> Worker<'a> {
             data.reverse();
         }
         Some(peer)
+    }
+
+    /// When a reply to `uid` would not fit its share by the estimate, reads
+    /// the real total of unread bytes (once per batch) and reconciles.
+    fn reconcile_if_short(&mut self, uid: u32, cost: u64) {
+        let Some(ledger) = &mut self.ledger else {
+            return;
+        };
+        if self.reconciled || ledger.allows(uid, cost) {
+            return;
+        }
+        self.reconciled = true;
+        if let Ok(outq) = unread::outq(self.listener.as_fd().as_raw_fd()) {
+            ledger.reconcile(outq);
+        }
     }
 
     fn dropped(&mut self, reason: Reason) {
