@@ -13,6 +13,8 @@ use nix::sys::socket::{
     AddressFamily, SockFlag, SockType, UnixAddr, bind, sendto, setsockopt, socket, sockopt,
 };
 
+use dgecho::echo::Reason;
+
 use crate::util::*;
 
 /// A Unix datagram daemon on a fresh path.
@@ -251,4 +253,69 @@ fn a_huge_watchdog_usec_is_bounded() {
     answers(&path);
     d.wait_notify("WATCHDOG=1");
     d.wait_log("using a day");
+}
+
+#[test]
+fn one_users_unread_replies_never_silence_another_user() {
+    let dir = TempDir::new();
+    chmod(&dir.0, 0o755);
+    let (mut d, path) = unix_echo(&dir, "echo.sock");
+    chmod(&path, 0o666);
+    // Root sends full-size datagrams from 40 sockets and never reads the
+    // replies: 400 of 65,000 bytes, three times the daemon's send buffer.
+    let hogs: Vec<UnixDatagram> = (0..40).map(|_| autobound()).collect();
+    let big = vec![b'h'; 65_000];
+    for h in &hogs {
+        setsockopt(h, sockopt::SndBuf, &(1 << 20)).unwrap();
+        for _ in 0..10 {
+            h.send_to(&big, &path).unwrap();
+        }
+    }
+    d.wait_stats(|s| s.received == 400);
+    // Another user is still answered.
+    let mut client = std::process::Command::new(BIN);
+    client.args(["client", path.to_str().unwrap(), "hello"]);
+    let out = as_nobody(&mut client).output().unwrap();
+    assert!(
+        out.status.success(),
+        "nobody gets no reply while root's replies sit unread: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.stderr()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "olleh\n");
+    let s = d.wait_stats(|s| s.received == 401);
+    assert!(s[Reason::Unread] > 0, "the hog's excess was refused: {s}");
+    d.wait_log("has left too many replies unread");
+    drop(hogs);
+}
+
+#[test]
+fn datagrams_the_kernel_drops_are_counted() {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // A tiny receive queue, so that a burst overflows it.
+    setsockopt(&sock, sockopt::RcvBuf, &2048).unwrap();
+    let addr = sock.local_addr().unwrap();
+    let mut d = Daemon::builder().socket(sock, "u").spawn().wait_ready();
+    d.signal(Signal::SIGSTOP);
+    let c = udp("127.0.0.1:0");
+    for _ in 0..200 {
+        c.send_to(&[0u8; 512], addr).unwrap();
+    }
+    d.signal(Signal::SIGCONT);
+    // A datagram sent after the drops carries their count.
+    let probe = udp("127.0.0.1:0");
+    let mut buf = [0u8; 8];
+    loop {
+        probe.send_to(b"ok", addr).unwrap();
+        if probe.recv(&mut buf).is_ok() {
+            break;
+        }
+    }
+    let s = d.wait_stats(|s| s[Reason::KernelDropped] > 0);
+    assert!(s[Reason::KernelDropped] < 200, "{s}");
+    d.signal(Signal::SIGTERM);
+    d.wait_exit();
+    let fin = d.final_stats("SIGTERM");
+    assert!(fin[Reason::KernelDropped] > 0, "{fin}");
+    assert_eq!(fin.received, fin.answered + fin.dropped(), "{fin}");
 }

@@ -152,3 +152,89 @@ fn wildcard_sockets_reply_from_the_address_asked() {
     });
     drop(ns);
 }
+
+/// Two namespaces joined by a veth pair: `a` has 10.77.0.1/24 and
+/// fd00:77::1/64 on `va`, `b` has 10.77.0.2/24 and fd00:77::2/64 on `vb`,
+/// each subnet with its broadcast address.
+fn veth_pair() -> Result<(Netns, Netns), String> {
+    let a = Netns::create(&[])?;
+    let b = Netns::create(&[])?;
+    ip(&[
+        "link", "add", "va", "netns", &a.0, "type", "veth", "peer", "name", "vb", "netns", &b.0,
+    ])?;
+    for (ns, dev, v4, v6) in [
+        (&a, "va", "10.77.0.1/24", "fd00:77::1/64"),
+        (&b, "vb", "10.77.0.2/24", "fd00:77::2/64"),
+    ] {
+        ip(&["-n", &ns.0, "addr", "add", v4, "brd", "+", "dev", dev])?;
+        ip(&["-n", &ns.0, "addr", "add", v6, "dev", dev, "nodad"])?;
+        ip(&["-n", &ns.0, "link", "set", dev, "up"])?;
+        ip(&["-n", &ns.0, "route", "add", "224.0.0.0/4", "dev", dev])?;
+    }
+    Ok((a, b))
+}
+
+/// The Fraggle attack (CERT CA-1996-01): a datagram to a broadcast or
+/// multicast address, with a forged source, makes every echo service on
+/// the subnet answer the victim. dgecho answers none of them, counts
+/// them, and still answers unicast on the same sockets.
+#[test]
+fn broadcast_and_multicast_datagrams_are_never_answered() {
+    let (a, b) = match veth_pair() {
+        Ok(p) => p,
+        Err(why) => return cannot_run(&why),
+    };
+    a.run(|| {
+        let v4 = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let v6 = UdpSocket::bind("[::]:0").unwrap();
+        let (p4, p6) = (
+            v4.local_addr().unwrap().port(),
+            v6.local_addr().unwrap().port(),
+        );
+        // Some socket on host a joins the group, so that a accepts it.
+        let member = UdpSocket::bind("0.0.0.0:0").unwrap();
+        member
+            .join_multicast_v4(&"239.7.7.7".parse().unwrap(), &"10.77.0.1".parse().unwrap())
+            .unwrap();
+        let mut d = Daemon::builder()
+            .socket(v4, "any4")
+            .socket(v6, "any6")
+            .spawn()
+            .wait_ready();
+        b.run(|| {
+            let c = UdpSocket::bind("0.0.0.0:0").unwrap();
+            c.set_broadcast(true).unwrap();
+            c.set_read_timeout(Some(WAIT)).unwrap();
+            c.send_to(b"to all", ("10.77.0.255", p4)).unwrap();
+            c.send_to(b"to the group", ("239.7.7.7", p4)).unwrap();
+            // Unicast on the same socket is answered, after the others.
+            c.send_to(b"to you", ("10.77.0.1", p4)).unwrap();
+            let mut buf = [0u8; 16];
+            let (n, from) = c.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"uoy ot");
+            assert_eq!(from, SocketAddr::new("10.77.0.1".parse().unwrap(), p4));
+            c.set_nonblocking(true).unwrap();
+            assert!(c.recv_from(&mut buf).is_err(), "no other reply");
+            // IPv6 all-nodes multicast, then unicast.
+            let c6 = UdpSocket::bind("[::]:0").unwrap();
+            c6.set_read_timeout(Some(WAIT)).unwrap();
+            let index = nix::net::if_::if_nametoindex("vb").unwrap();
+            let all_nodes = std::net::SocketAddrV6::new("ff02::1".parse().unwrap(), p6, 0, index);
+            c6.send_to(b"to all6", all_nodes).unwrap();
+            c6.send_to(b"to you6", ("fd00:77::1", p6)).unwrap();
+            let n = c6.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"6uoy ot");
+            c6.set_nonblocking(true).unwrap();
+            assert!(c6.recv(&mut buf).is_err(), "no other IPv6 reply");
+        });
+        let s = d.wait_stats(|s| s.received == 5);
+        assert_eq!(
+            s,
+            crate::util::counted(5, 2).with(dgecho::echo::Reason::Broadcast, 3),
+            "{}",
+            d.stderr()
+        );
+        d.wait_log("broadcast or multicast address");
+        drop(member);
+    });
+}
