@@ -116,10 +116,13 @@ pub struct ServeArgs {
     /// limit applies to each socket, and with --workers N each worker
     /// allows 1/N of it. Sources are tracked in a table of fixed size
     /// (4096 per worker): a flood of distinct sources evicts the oldest,
-    /// it never uses more memory. Unix sockets are not limited. Off by
-    /// default; turn it on wherever UDP is reachable from a network.
-    #[arg(long, value_name = "RATE[/s]", value_parser = crate::ratelimit::parse_rate)]
-    pub rate_limit: Option<f64>,
+    /// it never uses more memory. Unix sockets are not limited. Without
+    /// this option, sources other than loopback get 1000/s with a burst of
+    /// 2000: enough for any check, and it ends an echo loop that a forged
+    /// datagram starts between two services within a fraction of a
+    /// second. "none" turns every limit off.
+    #[arg(long, value_name = "RATE[/s]|none", value_parser = parse_rate_limit)]
+    pub rate_limit: Option<RateLimit>,
 
     /// How many datagrams a source may send at once, before
     /// --rate-limit spaces them out. Default: one second's worth of RATE.
@@ -223,15 +226,42 @@ pub struct BenchArgs {
     pub allow_remote: bool,
 }
 
+/// What `--rate-limit` says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateLimit {
+    /// `none`: no limit at all.
+    Off,
+    /// A rate per source, for every source.
+    PerSec(f64),
+}
+
+fn parse_rate_limit(s: &str) -> Result<RateLimit, String> {
+    if s.trim() == "none" {
+        return Ok(RateLimit::Off);
+    }
+    crate::ratelimit::parse_rate(s)
+        .map(RateLimit::PerSec)
+        .map_err(|e| format!("{e}, or 'none'"))
+}
+
 impl ServeArgs {
-    /// The per-source limit of --rate-limit and --burst, if any.
-    pub fn rate(&self) -> Option<crate::ratelimit::Rate> {
-        self.rate_limit.map(|per_sec| crate::ratelimit::Rate {
-            per_sec,
-            burst: self
-                .burst
-                .unwrap_or_else(|| crate::ratelimit::Rate::default_burst(per_sec)),
-        })
+    /// The per-source limit of --rate-limit and --burst, and whether it
+    /// spares loopback sources: the default limit does (only root can
+    /// forge a loopback source, and local benchmarks are the point of a
+    /// local echo service); one given on the command line does not.
+    pub fn rate(&self) -> (Option<crate::ratelimit::Rate>, bool) {
+        use crate::ratelimit::Rate;
+        match self.rate_limit {
+            Some(RateLimit::Off) => (None, false),
+            Some(RateLimit::PerSec(per_sec)) => (
+                Some(Rate {
+                    per_sec,
+                    burst: self.burst.unwrap_or_else(|| Rate::default_burst(per_sec)),
+                }),
+                false,
+            ),
+            None => (Some(defaults::RATE_LIMIT), true),
+        }
     }
 }
 

@@ -58,7 +58,8 @@ pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
         reply: args.reply,
         guard_ports: args.guard_ports.0.clone(),
         workers: usize::from(args.workers),
-        rate_limit: args.rate(),
+        rate_limit: args.rate().0,
+        spare_loopback: args.rate().1,
     };
     let count = listeners.len();
     let server = Server::start(listeners, &opts)?;
@@ -137,8 +138,9 @@ fn announce(args: &ServeArgs, count: usize) {
         None => String::new(),
     };
     let limit = match args.rate() {
-        Some(r) => format!(", at most {r} per UDP source"),
-        None => String::new(),
+        (Some(r), true) => format!(", at most {r} per UDP source but loopback"),
+        (Some(r), false) => format!(", at most {r} per UDP source"),
+        (None, _) => String::new(),
     };
     info!(
         "ready: answering on {count} socket{} ({} replies{limit}{idle})",

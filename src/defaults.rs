@@ -50,6 +50,17 @@ pub const UNIX_SEND_BUFFER: usize = 4 << 20;
 /// the worst-case delay between a stop request and a worker's exit.
 pub const TICK: Duration = Duration::from_millis(250);
 
+/// The per-source limit `serve` applies to UDP sources other than loopback
+/// when `--rate-limit` is not given. An echo loop between two services
+/// (started by one forged datagram, sent with the other's address and
+/// port) runs at tens of thousands of datagrams a second; the first
+/// datagram over the limit ends it, after about `burst` bounces. A client
+/// checking a path sends far less.
+pub const RATE_LIMIT: crate::ratelimit::Rate = crate::ratelimit::Rate {
+    per_sec: 1000.0,
+    burst: 2000,
+};
+
 /// The most sockets dgecho takes from systemd. Each gets a thread and about
 /// 1 MiB of buffers, and a socket unit with more than a few is a mistake;
 /// the bound also keeps a wild `LISTEN_FDS` from costing memory.

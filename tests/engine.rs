@@ -48,7 +48,7 @@ fn echo_mode_and_zero_length() {
         reply: ReplyMode::Echo,
         guard_ports: vec![],
         workers: 1,
-        rate_limit: None,
+        ..Options::default()
     });
     let c = client();
     let mut buf = [0u8; 64];
@@ -68,7 +68,7 @@ fn loop_guard_refuses_listed_ports() {
         reply: ReplyMode::Reverse,
         guard_ports: vec![port],
         workers: 1,
-        rate_limit: None,
+        ..Options::default()
     });
     c.send_to(b"x", addr).unwrap();
     // A second, unguarded client proves the first datagram was handled
@@ -268,6 +268,28 @@ fn a_datagram_queued_before_start_on_a_wildcard_socket_is_answered() {
     let (stats, result) = server.stop();
     result.unwrap();
     assert_eq!(stats, crate::util::counted(1, 1));
+}
+
+/// serve's default limit spares loopback sources and limits the rest.
+#[test]
+fn a_limit_that_spares_loopback_spares_only_loopback() {
+    let (server, addr) = udp_server(Options {
+        rate_limit: Some(Rate {
+            per_sec: 0.01,
+            burst: 1,
+        }),
+        spare_loopback: true,
+        ..Options::default()
+    });
+    let c = client();
+    let mut buf = [0u8; 8];
+    for _ in 0..5 {
+        c.send_to(b"lo", addr).unwrap();
+        assert_eq!(c.recv(&mut buf).unwrap(), 2, "loopback is never limited");
+    }
+    let (stats, result) = server.stop();
+    result.unwrap();
+    assert_eq!(stats, crate::util::counted(5, 5));
 }
 
 #[test]

@@ -43,10 +43,10 @@ fn ip(args: &[&str]) -> Result<(), String> {
 
 /// A network namespace owned by this test, deleted on drop (also when the
 /// test panics).
-struct Netns(String);
+pub struct Netns(String);
 
 impl Netns {
-    fn create(addrs: &[&str]) -> Result<Netns, String> {
+    pub fn create(addrs: &[&str]) -> Result<Netns, String> {
         if !nix::unistd::geteuid().is_root() {
             return Err("needs root to create a network namespace".into());
         }
@@ -67,7 +67,7 @@ impl Netns {
     /// Runs `f` on a thread that has entered the namespace: sockets it
     /// creates and processes it spawns live there. Other threads (and
     /// the test's own) stay where they are.
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         let path = format!("/run/netns/{}", self.0);
         std::thread::scope(|s| {
             s.spawn(|| {

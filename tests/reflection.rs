@@ -20,9 +20,11 @@ use dgecho::echo::Reason;
 
 use crate::util::{Daemon, counted, udp};
 
-/// The final log line's counters, after SIGTERM: (received, answered,
-/// loop guard, rate limited).
-fn final_counters(d: &mut Daemon) -> (u64, u64, u64, u64) {
+/// (received, answered, loop guard, rate limited).
+type Counters = (u64, u64, u64, u64);
+
+/// The final log line's counters, after SIGTERM.
+fn final_counters(d: &mut Daemon) -> Counters {
     d.signal(Signal::SIGTERM);
     let (status, _) = d.wait_exit();
     assert!(status.success(), "{status}: {}", d.stderr());
@@ -253,5 +255,64 @@ fn bounce_rate_with_and_without_rate_limit() {
     assert!(
         free[0].1 > cap,
         "without a limit it bounces freely: {free:?}"
+    );
+}
+
+/// Two instances on different ports of a non-loopback address, with
+/// serve's default settings: one forged datagram starts them bouncing, and
+/// the default per-source limit ends it after about its burst. Returns
+/// each one's (received, answered, loop guard, rate limited) and how long
+/// the loop lived, from the forged datagram to the first drop.
+fn forged_loop_under_defaults() -> Option<([Counters; 2], Duration)> {
+    let ns = match crate::netns::Netns::create(&["192.0.2.1/24"]) {
+        Ok(ns) => ns,
+        Err(why) => {
+            cannot_run(&why);
+            return None;
+        }
+    };
+    ns.run(|| {
+        let raw = raw_udp(Ipv4Addr::new(192, 0, 2, 1)).ok()?;
+        let (a, b) = (udp("192.0.2.1:0"), udp("192.0.2.1:0"));
+        let (aa, ba) = (v4(&a), v4(&b));
+        let mut da = Daemon::builder().socket(a, "a").spawn().wait_ready();
+        let mut db = Daemon::builder().socket(b, "b").spawn().wait_ready();
+        let start = Instant::now();
+        forge(&raw, ba, aa, b"ping");
+        // The first rate-limited drop, on either side, ends the loop; its
+        // warning is logged at once.
+        let ended = loop {
+            if da.stderr().contains("over the --rate-limit")
+                || db.stderr().contains("over the --rate-limit")
+            {
+                break start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the loop never ended"
+            );
+            std::thread::park_timeout(Duration::from_millis(1));
+        };
+        Some(([final_counters(&mut da), final_counters(&mut db)], ended))
+    })
+}
+
+#[test]
+fn the_default_limit_ends_a_forged_loop_between_instances() {
+    let Some(([a, b], lived)) = forged_loop_under_defaults() else {
+        return;
+    };
+    let burst = dgecho::defaults::RATE_LIMIT.burst as u64;
+    assert_eq!(a.3 + b.3, 1, "one drop ends it: {a:?} {b:?}");
+    // Each side answered at most its burst plus what the rate refilled
+    // while the loop lived.
+    let refill = (dgecho::defaults::RATE_LIMIT.per_sec * lived.as_secs_f64()).ceil() as u64;
+    assert!(
+        a.1 <= burst + refill + 1 && b.1 <= burst + refill + 1,
+        "{a:?} {b:?} in {lived:?}"
+    );
+    eprintln!(
+        "a forged loop under the defaults lived {lived:?}: A answered {}, B answered {}",
+        a.1, b.1
     );
 }

@@ -49,6 +49,8 @@ pub(super) struct Policy {
     pub own: Vec<u16>,
     /// Each worker's share of the limit.
     pub rate: Option<Rate>,
+    /// Loopback sources are not limited.
+    pub spare_loopback: bool,
 }
 
 impl Policy {
@@ -56,7 +58,13 @@ impl Policy {
     /// likely another dgecho (or echo service) on the same port of another
     /// host, and answering it would start an endless exchange; so our own
     /// ports join the guard list.
-    pub fn new(reply: ReplyMode, guard_ports: &[u16], own: Vec<u16>, rate: Option<Rate>) -> Policy {
+    pub fn new(
+        reply: ReplyMode,
+        guard_ports: &[u16],
+        own: Vec<u16>,
+        rate: Option<Rate>,
+        spare_loopback: bool,
+    ) -> Policy {
         let mut guard = guard_ports.to_vec();
         for &p in &own {
             if !guard.contains(&p) {
@@ -68,6 +76,7 @@ impl Policy {
             guard,
             own,
             rate,
+            spare_loopback,
         }
     }
 }
@@ -86,6 +95,16 @@ pub trait Peer: SockaddrLike + Copy + fmt::Display {
     /// The UDP source port, for the loop guard.
     fn port(&self) -> Option<u16> {
         self.inet().map(|a| a.port())
+    }
+    /// Whether the sender is on this host's loopback (127.0.0.0/8, ::1,
+    /// or IPv4 loopback mapped into IPv6).
+    fn is_loopback(&self) -> bool {
+        self.inet().is_some_and(|a| match a.ip() {
+            IpAddr::V4(ip) => ip.is_loopback(),
+            IpAddr::V6(ip) => {
+                ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v| v.is_loopback())
+            }
+        })
     }
     /// The sender's address for a log line, with whatever a peer chose
     /// (its socket path) escaped.
@@ -345,7 +364,7 @@ mod tests {
 
     #[test]
     fn own_ports_join_the_guard() {
-        let p = Policy::new(ReplyMode::Echo, &[7, 13], vec![13, 9000], None);
+        let p = Policy::new(ReplyMode::Echo, &[7, 13], vec![13, 9000], None, false);
         assert_eq!(p.guard, [7, 13, 9000]);
         assert!(!p.reverse);
     }

@@ -34,6 +34,8 @@ pub struct Options {
     /// The per-source limit on UDP sockets (`--rate-limit`), for each
     /// socket as a whole: every worker takes `1/workers` of it.
     pub rate_limit: Option<Rate>,
+    /// Loopback sources are not limited (`serve`'s default limit).
+    pub spare_loopback: bool,
 }
 
 /// A socket and what its workers share besides the policy.
@@ -68,6 +70,7 @@ impl Server {
             &opts.guard_ports,
             own,
             opts.rate_limit.map(|r| r.per_worker(per_socket)),
+            opts.spare_loopback,
         ));
         let mut workers = Vec::with_capacity(listeners.len() * per_socket);
         for (i, listener) in listeners.into_iter().enumerate() {

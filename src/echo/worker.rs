@@ -150,10 +150,16 @@ impl<'a> Worker<'a> {
         }
         let checks = Checks {
             guard: &self.policy.guard,
-            bucket: self.limiter.as_mut().map(|limiter| Bucket {
-                limiter,
-                now: self.now,
-            }),
+            bucket: match &mut self.limiter {
+                Some(_) if self.policy.spare_loopback && peer.is_some_and(|p| p.is_loopback()) => {
+                    None
+                }
+                Some(limiter) => Some(Bucket {
+                    limiter,
+                    now: self.now,
+                }),
+                None => None,
+            },
             share: match (&self.ledger, uid) {
                 (Some(ledger), Some(uid)) => Some(Share { ledger, uid, cost }),
                 _ => None,
