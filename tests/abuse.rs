@@ -146,8 +146,20 @@ fn start_floods(udp: std::net::SocketAddr, unix: &std::path::Path) -> Flood {
     f.spawn(2_000_000, move || {
         let _ = uempty.send_to(&[], &p2);
     });
+    // Named, not autobound: 200,000 autobinds a second would cycle the
+    // kernel's five-hex-digit autobind names within seconds, and a late
+    // reply to a vanished client would reach whichever socket of another
+    // test got its name next.
+    let serial = std::sync::atomic::AtomicU64::new(0);
+    let prefix = unique("dgecho-gone");
     f.spawn(200_000, move || {
-        let gone = autobound();
+        use std::os::linux::net::SocketAddrExt;
+        let n = serial.fetch_add(1, Relaxed);
+        let name = format!("{prefix}-{n}");
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let Ok(gone) = UnixDatagram::bind_addr(&addr) else {
+            return;
+        };
         gone.set_write_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let _ = gone.send_to(b"bye", &p3);

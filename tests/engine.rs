@@ -480,3 +480,122 @@ fn unread_unix_replies_do_not_starve_other_clients() {
     result.unwrap();
     assert_eq!((stats.answered, stats[Reason::SendFailed]), (8, 0));
 }
+
+/// Queues `plan` (client index, size) on `server_addr` before the server
+/// starts, so that one receive takes the whole burst, then checks that
+/// each client gets exactly its replies, in its order, from the address
+/// it asked. Runs of same-size replies to one client leave as GSO sends;
+/// a size change, another client or another source ends a run.
+fn burst_of_runs(bind: &str, client_addrs: &[&str], plan: &[(usize, usize)]) {
+    let Ok(sock) = UdpSocket::bind(bind) else {
+        eprintln!("skipped {bind}: cannot bind");
+        return;
+    };
+    let local = sock.local_addr().unwrap();
+    let port = local.port();
+    if local.ip().is_unspecified() {
+        // Datagrams queued before the server turns IP_PKTINFO on carry no
+        // destination: turn it on first, as the burst is queued early.
+        use nix::sys::socket::{setsockopt, sockopt};
+        if local.is_ipv4() {
+            setsockopt(&sock, sockopt::Ipv4PacketInfo, &true).unwrap();
+        } else {
+            setsockopt(&sock, sockopt::Ipv6RecvPacketInfo, &true).unwrap();
+        }
+    }
+    let clients: Vec<UdpSocket> = client_addrs
+        .iter()
+        .map(|ip| {
+            let to = std::net::SocketAddr::new(ip.parse().unwrap(), port);
+            let local = if to.is_ipv4() {
+                "127.0.0.1:0"
+            } else {
+                "[::]:0"
+            };
+            let c = UdpSocket::bind(local).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            c.connect(to).unwrap();
+            c
+        })
+        .collect();
+    let payload = |seq: usize, size: usize| -> Vec<u8> {
+        let mut p = vec![b'a' + (seq % 26) as u8; size];
+        if let Some(first) = p.first_mut() {
+            *first = seq as u8;
+        }
+        p
+    };
+    for (seq, &(c, size)) in plan.iter().enumerate() {
+        clients[c].send(&payload(seq, size)).unwrap();
+    }
+    let server = Server::start(
+        vec![Listener::from_udp(sock, "runs").unwrap()],
+        &Options::default(),
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 65536];
+    for (seq, &(c, size)) in plan.iter().enumerate() {
+        let n = clients[c]
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("{bind}: client {c} got no reply {seq}: {e}"));
+        let mut want = payload(seq, size);
+        want.reverse();
+        assert_eq!(&buf[..n], &want[..], "{bind}: client {c}, reply {seq}");
+    }
+    for c in &clients {
+        c.set_nonblocking(true).unwrap();
+        assert!(c.recv(&mut buf).is_err(), "{bind}: no extra reply");
+    }
+    let (stats, result) = server.stop();
+    result.unwrap();
+    let n = plan.len() as u64;
+    assert_eq!(stats, crate::util::counted(n, n), "{bind}");
+}
+
+/// Runs broken by a size change and by a peer change, a mix of peers.
+const PLAN: &[(usize, usize)] = &[
+    (0, 64),
+    (0, 64),
+    (0, 64),
+    (0, 100),
+    (0, 100),
+    (1, 100),
+    (1, 100),
+    (0, 100),
+    (1, 1400),
+    (1, 1400),
+    (1, 1400),
+    (1, 1400),
+    (0, 1),
+    (0, 0),
+    (0, 0),
+];
+
+#[test]
+fn gso_runs_give_each_client_its_replies_in_order_ipv4() {
+    burst_of_runs("127.0.0.1:0", &["127.0.0.1", "127.0.0.1"], PLAN);
+}
+
+#[test]
+fn gso_runs_give_each_client_its_replies_in_order_ipv6() {
+    burst_of_runs("[::1]:0", &["::1", "::1"], PLAN);
+}
+
+/// On a wildcard socket each reply carries its source (IP_PKTINFO): runs
+/// end where the source changes, and every reply comes from the address
+/// its client asked (a connected client drops any other).
+#[test]
+fn gso_runs_keep_their_source_on_wildcard_sockets() {
+    burst_of_runs("0.0.0.0:0", &["127.0.0.1", "127.0.0.2"], PLAN);
+    burst_of_runs("[::]:0", &["::1", "::ffff:127.0.0.2"], PLAN);
+}
+
+/// Large segments: two 30,000-byte replies fit one GSO send, three do not.
+#[test]
+fn gso_runs_of_large_replies_stay_within_one_datagram() {
+    burst_of_runs(
+        "127.0.0.1:0",
+        &["127.0.0.1"],
+        &[(0, 30_000), (0, 30_000), (0, 30_000), (0, 65_507)],
+    );
+}

@@ -13,8 +13,12 @@
 //! - `worker`: one worker's bookkeeping around the decision.
 //! - `report`: rate-limited warnings about drops and failures.
 //! - `slots`: the receive buffers and a batch's replies, allocated once.
-//! - `send`: the one routine that sends replies, for both loops.
-//! - `udp`, `unix`: one loop per transport.
+//! - `mmsg`: batched receive (`recvmmsg`), with headers reset every call.
+//! - `serve`: the one loop, for every transport; `transport`: what
+//!   differs between them; `udp`, `unix`: the transports.
+//! - `send`: the one routine that sends replies; `gso`: UDP segmentation
+//!   offload for runs of replies to one peer.
+//! - `unread`: each user's share of replies not read yet (Unix).
 //! - `tuning`: socket options set at start.
 //!
 //! # The hot path
@@ -47,6 +51,7 @@
 //! that systemd starts. A blocking receive with a timeout costs nothing per
 //! datagram, unlike polling a second "stop" fd before every receive.
 
+mod gso;
 mod mmsg;
 mod policy;
 mod reason;

@@ -1,18 +1,23 @@
-//! The one routine that sends replies, for both loops.
+//! The one routine that sends replies, for every transport.
 //!
-//! A batch's replies go out in arrival order, in runs that leave from the
-//! same address: `sendmmsg` (as nix wraps it) gives one set of control
-//! messages to a whole call, so a change of source address (`IP_PKTINFO`
-//! on wildcard UDP sockets) starts a new call. A lone reply with no source
-//! to set goes out with `sendto`, the cheapest call for it.
+//! A batch's replies go out in arrival order. Runs of replies to the same
+//! peer with the same size leave as one GSO send where the socket allows
+//! it ([`super::gso`]); the others go in `sendmmsg` calls, one per run of
+//! replies that leave from the same address (nix's `sendmmsg` gives one set
+//! of control messages to a whole call, so a change of source address,
+//! `IP_PKTINFO` on wildcard UDP sockets, starts a new call). A lone reply
+//! with no source to set goes out with `sendto`, the cheapest call for it.
 //!
 //! Every send uses `MSG_DONTWAIT`: a client whose queue is full costs its
 //! own reply (`EAGAIN`, counted), never the other clients' replies.
 
+use std::io::IoSlice;
 use std::os::fd::RawFd;
 
+use nix::errno::Errno;
 use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, sendmmsg, sendto};
 
+use super::gso::Gso;
 use super::policy::Peer;
 use super::slots::{Replies, Slots};
 use super::worker::Worker;
@@ -39,25 +44,38 @@ impl Source for NoSource {
 }
 
 /// The send headers of one worker, allocated once: one set without control
-/// messages, and one with room for a source address.
+/// messages, one with room for a source address, two for GSO sends (the
+/// segment size alone, and with a source), and what GSO may still do.
+/// nix hands the kernel a header's whole control buffer, so each set's
+/// buffer must be exactly what its messages fill.
 pub(super) struct Sender<P> {
     plain: MultiHeaders<P>,
     with_src: MultiHeaders<P>,
+    gso_plain: MultiHeaders<P>,
+    gso_src: MultiHeaders<P>,
+    gso: Gso,
 }
 
 impl<P: Peer> Sender<P> {
-    /// `cmsg_space` is the control buffer of one source address, when
-    /// replies may choose theirs.
-    pub fn new(cmsg_space: Option<Vec<u8>>) -> Sender<P> {
+    /// `src_space` is the control buffer of one source address, when
+    /// replies may choose theirs; `gso` whether the socket may use UDP
+    /// segmentation offload.
+    pub fn new(src_space: Option<Vec<u8>>, gso: bool) -> Sender<P> {
+        let segment = nix::cmsg_space!(u16);
+        let mut both = segment.clone();
+        both.extend(src_space.iter().flatten());
         Sender {
             plain: MultiHeaders::preallocate(BATCH, None),
-            with_src: MultiHeaders::preallocate(BATCH, cmsg_space),
+            with_src: MultiHeaders::preallocate(BATCH, src_space),
+            gso_plain: MultiHeaders::preallocate(1, Some(segment)),
+            gso_src: MultiHeaders::preallocate(1, Some(both)),
+            gso: Gso::new(gso),
         }
     }
 }
 
 /// Sends every queued reply, counting each as sent or failed.
-pub(super) fn send_replies<P: Peer, S: Source>(
+pub(super) fn send_replies<P: Peer + PartialEq, S: Source>(
     fd: RawFd,
     sender: &mut Sender<P>,
     slots: &Slots,
@@ -74,7 +92,79 @@ pub(super) fn send_replies<P: Peer, S: Source>(
                 end += 1;
             }
         }
-        done += send_run(fd, sender, slots, replies, done, end, w);
+        // Within it, GSO runs and the spans between them, in order.
+        while done < end {
+            let run = sender.gso.run_end(replies, done, end);
+            if run - done >= 2 {
+                if let Some(used) = send_gso(fd, sender, slots, replies, done, run, w) {
+                    done += used;
+                    continue;
+                }
+                // Refused: the limit is lower now; send these plainly.
+            }
+            let mut span = done + 1;
+            while span < end && sender.gso.run_end(replies, span, end) - span < 2 {
+                span += 1;
+            }
+            done += send_run(fd, sender, slots, replies, done, span, w);
+        }
+    }
+}
+
+/// Sends `replies[from..to]` (same peer, source and size) as one GSO
+/// send; `None` when GSO was refused and the run must be sent again.
+fn send_gso<P: Peer, S: Source>(
+    fd: RawFd,
+    sender: &mut Sender<P>,
+    slots: &Slots,
+    replies: &Replies<P, S>,
+    from: usize,
+    to: usize,
+    w: &mut Worker<'_>,
+) -> Option<usize> {
+    let iovs = slots.reply_iovs(replies, from, to);
+    let flat: [IoSlice<'_>; BATCH] = std::array::from_fn(|j| iovs[j][0]);
+    let size = replies.len[from];
+    let segment = size as u16;
+    let src = replies.src[from].as_ref().map(Source::cmsg);
+    let cmsgs = [ControlMessage::UdpGsoSegments(&segment)];
+    let both;
+    let (hdrs, cmsgs): (_, &[ControlMessage<'_>]) = match src {
+        Some(s) => {
+            both = [cmsgs[0], s];
+            (&mut sender.gso_src, &both)
+        }
+        None => (&mut sender.gso_plain, &cmsgs),
+    };
+    let message: [&[IoSlice<'_>]; 1] = [&flat[..to - from]];
+    let result = sendmmsg(
+        fd,
+        hdrs,
+        &message,
+        &replies.to[from..from + 1],
+        cmsgs,
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map(|r| r.count());
+    let n = to - from;
+    match result {
+        Ok(_) => w.sent(n),
+        Err(e) if sender.gso.refused(size, e) => return None,
+        Err(e) => failed_all(w, e, replies, from, to),
+    }
+    Some(n)
+}
+
+/// Counts every reply of `replies[from..to]` as failed with `e`.
+fn failed_all<P: Peer, S>(
+    w: &mut Worker<'_>,
+    e: Errno,
+    replies: &Replies<P, S>,
+    from: usize,
+    to: usize,
+) {
+    for p in replies.to[from..to].iter().flatten() {
+        w.send_failed(e, p);
     }
 }
 

@@ -23,7 +23,7 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
     let fd = listener.as_fd().as_raw_fd();
     let mut slots = Slots::new();
     let mut batch = RecvBatch::new(job.cmsg_len);
-    let mut sender = Sender::<T::Peer>::new(T::src_space());
+    let mut sender = Sender::<T::Peer>::new(T::src_space(), T::GSO);
     let mut replies = Replies::<T::Peer, T::Src>::new();
     let mut w = Worker::new(job);
     debug!("loop started on {listener}, up to {BATCH} datagrams per system call");

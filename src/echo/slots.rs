@@ -38,7 +38,9 @@ impl Slots {
             .map(|c| c.as_mut_ptr())
     }
 
-    /// The send vectors of `replies[from..to]`, for `sendmmsg`. Entries
+    /// The send vectors of `replies[from..to]`, for `sendmmsg`: one per
+    /// reply. Entries past `to - from` repeat the last one and are never
+    /// sent. As the vectors of a single message, they carry a GSO run. Entries
     /// past `to - from` repeat the last one and are never sent.
     pub fn reply_iovs<P, S>(
         &self,
@@ -62,7 +64,7 @@ pub(super) struct Replies<P, S> {
     pub to: [Option<P>; BATCH],
     pub src: [Option<S>; BATCH],
     slot: [usize; BATCH],
-    len: [usize; BATCH],
+    pub len: [usize; BATCH],
     pub n: usize,
 }
 

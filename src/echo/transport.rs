@@ -35,7 +35,7 @@ impl<S> Default for Meta<S> {
 /// One transport: UDP over IPv4, UDP over IPv6, or Unix.
 pub(super) trait Transport {
     /// The sender's address.
-    type Peer: Peer;
+    type Peer: Peer + PartialEq;
     /// The address a reply leaves from, where the loop chooses it.
     type Src: Source;
     /// Turns on the socket options the loop relies on and returns the
@@ -44,6 +44,8 @@ pub(super) trait Transport {
     fn setup(listener: &Listener) -> usize;
     /// The control buffer a reply's source needs, if replies set one.
     fn src_space() -> Option<Vec<u8>>;
+    /// Whether runs of replies may leave as one GSO send (UDP).
+    const GSO: bool;
     /// Reads one datagram's control messages.
     fn meta(cmsgs: Cmsgs<'_>) -> Meta<Self::Src>;
 }

@@ -49,6 +49,7 @@ pub(super) struct V6;
 impl Transport for V4 {
     type Peer = SockaddrIn;
     type Src = libc::in_pktinfo;
+    const GSO: bool = true;
 
     fn setup(listener: &Listener) -> usize {
         setup(listener, size_of::<libc::in_pktinfo>())
@@ -95,6 +96,7 @@ impl Transport for V4 {
 impl Transport for V6 {
     type Peer = SockaddrIn6;
     type Src = libc::in6_pktinfo;
+    const GSO: bool = true;
 
     fn setup(listener: &Listener) -> usize {
         setup(listener, size_of::<libc::in6_pktinfo>())

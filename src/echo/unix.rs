@@ -18,6 +18,7 @@ pub(super) struct Unix;
 impl Transport for Unix {
     type Peer = UnixAddr;
     type Src = NoSource;
+    const GSO: bool = false;
 
     fn setup(listener: &Listener) -> usize {
         match setsockopt(listener, sockopt::PassCred, &true) {
