@@ -207,6 +207,8 @@ def main():
         "mmsg": [a.mmsg],
         "dgecho": [a.dgecho, "serve", "-q"] + a.serve_args.split(),
     }
+    # The same build with GSO off, on UDP cells: what GSO itself brings.
+    servers["nogso"] = [a.dgecho, "serve", "-q", "--gso", "off"] + a.serve_args.split()
     if a.compare:
         servers["other"] = [a.compare, "serve", "-q"] + a.serve_args.split()
     log(f"machine: {machine()}")
@@ -230,6 +232,8 @@ def main():
         for r in range(rounds):
             for (t, s, w) in configs:
                 for name, cmd in servers.items():
+                    if name == "nogso" and t != "udp":
+                        continue
                     n += 1
                     srv = Server(cmd, t, tmp, rcvbuf, server_cpu, cgroup, f"{name}{n}")
                     ready[name].append(srv.ready_ms)
@@ -266,14 +270,16 @@ def main():
           f"medians shown; SO_RCVBUF {rcvbuf} bytes as in dgecho.socket.")
     print()
     print("| transport | size | window | plain /s | mmsg /s | dgecho /s | efficiency "
+          "| no GSO /s | GSO gain "
           "| p50 plain µs | p50 mmsg µs | p50 dgecho µs | p50 ratio | lost (p/m/d) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    worst_eff, worst_p50 = None, None
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    worst_eff, worst_p50, worst_udp = None, None, None
     loss256 = 0
     for (t, s, w) in configs:
-        rate = {k: med(t, s, w, k, "replies_per_s") for k in servers}
-        p50 = {k: med(t, s, w, k, "rtt_p50_us") for k in servers}
-        lost = {k: total(t, s, w, k, "lost") for k in servers}
+        names = [k for k in servers if (t, s, w, k) in results]
+        rate = {k: med(t, s, w, k, "replies_per_s") for k in names}
+        p50 = {k: med(t, s, w, k, "rtt_p50_us") for k in names}
+        lost = {k: total(t, s, w, k, "lost") for k in names}
         best = max(rate["plain"], rate["mmsg"])
         eff = rate["dgecho"] / best if best else float("nan")
         fast = min(p50["plain"], p50["mmsg"])
@@ -281,11 +287,17 @@ def main():
         if w == 256:
             worst_eff = eff if worst_eff is None else min(worst_eff, eff)
             loss256 += lost["dgecho"]
+            if t == "udp":
+                worst_udp = eff if worst_udp is None else min(worst_udp, eff)
         else:
             worst_p50 = ratio if worst_p50 is None else max(worst_p50, ratio)
+        if "nogso" in rate:
+            nogso = f"{rate['nogso']:.0f} | {rate['dgecho'] / rate['nogso']:.2f}"
+        else:
+            nogso = "- | -"
         print(f"| {t} | {s} | {w} | {rate['plain']:.0f} | {rate['mmsg']:.0f} | "
-              f"{rate['dgecho']:.0f} | {eff:.3f} | {p50['plain']:.1f} | {p50['mmsg']:.1f} | "
-              f"{p50['dgecho']:.1f} | {ratio:.3f} | "
+              f"{rate['dgecho']:.0f} | {eff:.3f} | {nogso} | {p50['plain']:.1f} | "
+              f"{p50['mmsg']:.1f} | {p50['dgecho']:.1f} | {ratio:.3f} | "
               f"{lost['plain']}/{lost['mmsg']}/{lost['dgecho']} |")
     print()
     startup = statistics.median(ready["dgecho"])
@@ -294,11 +306,25 @@ def main():
     print("|---|---|---|")
     print(f"| replies/s at the fixed share, window 256, worst cell (vs better baseline) "
           f"| >= 0.97 | {fmt(worst_eff)} |")
+    print(f"| UDP replies/s with GSO, window 256, worst cell (vs better baseline) "
+          f"| >= 1.3 | {fmt(worst_udp)} |")
     print(f"| ping-pong RTT p50, worst cell (vs better baseline) | <= 1.05 | {fmt(worst_p50)} |")
     print(f"| peak RSS of dgecho serve (VmHWM) | < 4 MiB | {hwm} KiB |")
     print(f"| start-up to READY=1 (median of {len(ready['dgecho'])}, incl. fork+exec) "
           f"| reported | {startup:.1f} ms (C baseline {startup_plain:.1f} ms) |")
     print(f"| datagrams lost by dgecho at window 256 (all cells) | 0 | {loss256} |")
+    if a.compare:
+        print()
+        print(f"Side by side with {a.compare} (\"old\"), medians:")
+        print()
+        print("| transport | size | window | old /s | new /s | new/old | old p50 µs "
+              "| new p50 µs | new/old p50 |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for (t, s, w) in configs:
+            o, n = med(t, s, w, "other", "replies_per_s"), med(t, s, w, "dgecho", "replies_per_s")
+            op, np_ = med(t, s, w, "other", "rtt_p50_us"), med(t, s, w, "dgecho", "rtt_p50_us")
+            print(f"| {t} | {s} | {w} | {o:.0f} | {n:.0f} | {n / o:.2f} | {op:.1f} "
+                  f"| {np_:.1f} | {np_ / op:.2f} |")
 
 
 if __name__ == "__main__":

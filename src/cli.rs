@@ -130,6 +130,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub burst: Option<u32>,
 
+    /// Send runs of same-size UDP replies to one client as one GSO send
+    /// (UDP_SEGMENT): "on" (the default) or "off", to compare. Where the
+    /// kernel or the route refuses, dgecho falls back by itself.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off)]
+    pub gso: bool,
+
     /// Exit cleanly after this long without a datagram (e.g. 30s, 5m, 1h).
     /// Under socket activation, systemd starts dgecho again on the next
     /// datagram, which waits in the socket meanwhile.
@@ -233,6 +239,14 @@ pub enum RateLimit {
     Off,
     /// A rate per source, for every source.
     PerSec(f64),
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s.trim() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("'{s}' is neither 'on' nor 'off'")),
+    }
 }
 
 fn parse_rate_limit(s: &str) -> Result<RateLimit, String> {

@@ -60,6 +60,7 @@ pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
         workers: usize::from(args.workers),
         rate_limit: args.rate().0,
         spare_loopback: args.rate().1,
+        gso: args.gso,
     };
     let count = listeners.len();
     let server = Server::start(listeners, &opts)?;

@@ -487,6 +487,10 @@ fn unread_unix_replies_do_not_starve_other_clients() {
 /// it asked. Runs of same-size replies to one client leave as GSO sends;
 /// a size change, another client or another source ends a run.
 fn burst_of_runs(bind: &str, client_addrs: &[&str], plan: &[(usize, usize)]) {
+    burst_with(bind, client_addrs, plan, &Options::default());
+}
+
+fn burst_with(bind: &str, client_addrs: &[&str], plan: &[(usize, usize)], opts: &Options) {
     let Ok(sock) = UdpSocket::bind(bind) else {
         eprintln!("skipped {bind}: cannot bind");
         return;
@@ -528,11 +532,7 @@ fn burst_of_runs(bind: &str, client_addrs: &[&str], plan: &[(usize, usize)]) {
     for (seq, &(c, size)) in plan.iter().enumerate() {
         clients[c].send(&payload(seq, size)).unwrap();
     }
-    let server = Server::start(
-        vec![Listener::from_udp(sock, "runs").unwrap()],
-        &Options::default(),
-    )
-    .unwrap();
+    let server = Server::start(vec![Listener::from_udp(sock, "runs").unwrap()], opts).unwrap();
     let mut buf = vec![0u8; 65536];
     for (seq, &(c, size)) in plan.iter().enumerate() {
         let n = clients[c]
@@ -598,4 +598,14 @@ fn gso_runs_of_large_replies_stay_within_one_datagram() {
         &["127.0.0.1"],
         &[(0, 30_000), (0, 30_000), (0, 30_000), (0, 65_507)],
     );
+}
+
+/// With `--gso off` the same burst gives the same replies.
+#[test]
+fn without_gso_the_same_burst_gives_the_same_replies() {
+    let opts = Options {
+        gso: false,
+        ..Options::default()
+    };
+    burst_with("127.0.0.1:0", &["127.0.0.1", "127.0.0.1"], PLAN, &opts);
 }

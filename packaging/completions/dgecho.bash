@@ -138,7 +138,7 @@ _dgecho() {
             return 0
             ;;
         dgecho__subcmd__serve)
-            opts="-l -v -q -h -V --listen --socket-mode --socket-group --reply --guard-ports --workers --rate-limit --burst --idle-timeout --verbose --quiet --help --version"
+            opts="-l -v -q -h -V --listen --socket-mode --socket-group --reply --guard-ports --workers --rate-limit --burst --gso --idle-timeout --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

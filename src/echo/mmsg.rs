@@ -83,14 +83,21 @@ impl RecvBatch {
         }
     }
 
-    /// Receives up to [`BATCH`] datagrams into `slots`, blocking (unless
+    /// Receives up to `max` (at most [`BATCH`]) datagrams into `slots`, blocking (unless
     /// `flags` say otherwise) for the first only (`MSG_WAITFORONE` is
     /// added), with `MSG_TRUNC` so that an oversized datagram's real length
     /// shows. Returns how many arrived.
-    pub fn recv(&mut self, fd: RawFd, slots: &mut Slots, flags: MsgFlags) -> Result<usize, Errno> {
+    pub fn recv(
+        &mut self,
+        fd: RawFd,
+        slots: &mut Slots,
+        max: usize,
+        flags: MsgFlags,
+    ) -> Result<usize, Errno> {
+        let max = max.clamp(1, BATCH);
         let cmsg_len = self.cmsg_len;
         let cmsg_base = self.cmsgs.as_mut_ptr();
-        for (i, buf) in slots.iovs_raw().enumerate() {
+        for (i, buf) in slots.iovs_raw().take(max).enumerate() {
             self.iovs[i] = libc::iovec {
                 iov_base: buf.cast(),
                 iov_len: BUFFER_SIZE,
@@ -119,7 +126,7 @@ impl RecvBatch {
             libc::recvmmsg(
                 fd,
                 self.hdrs.as_mut_ptr(),
-                BATCH as libc::c_uint,
+                max as libc::c_uint,
                 flags.bits(),
                 std::ptr::null_mut(),
             )

@@ -51,6 +51,8 @@ pub(super) struct Policy {
     pub rate: Option<Rate>,
     /// Loopback sources are not limited.
     pub spare_loopback: bool,
+    /// UDP replies may leave in GSO runs.
+    pub gso: bool,
 }
 
 impl Policy {
@@ -64,6 +66,7 @@ impl Policy {
         own: Vec<u16>,
         rate: Option<Rate>,
         spare_loopback: bool,
+        gso: bool,
     ) -> Policy {
         let mut guard = guard_ports.to_vec();
         for &p in &own {
@@ -77,6 +80,7 @@ impl Policy {
             own,
             rate,
             spare_loopback,
+            gso,
         }
     }
 }
@@ -364,7 +368,7 @@ mod tests {
 
     #[test]
     fn own_ports_join_the_guard() {
-        let p = Policy::new(ReplyMode::Echo, &[7, 13], vec![13, 9000], None, false);
+        let p = Policy::new(ReplyMode::Echo, &[7, 13], vec![13, 9000], None, false, true);
         assert_eq!(p.guard, [7, 13, 9000]);
         assert!(!p.reverse);
     }

@@ -2,6 +2,14 @@
 //! datagrams (blocking for the first only, so a lone datagram is answered
 //! at once), each goes through the worker's decision, and the replies go
 //! out together, in the order received.
+//!
+//! # Adaptive batching
+//! A batch call that finds one datagram still costs a second, empty
+//! attempt in the kernel and the set-up of every slot: that is why a plain
+//! `recvfrom` loop answers a lone datagram faster. So after a batch of
+//! one, the loop asks for one datagram at a time, and every
+//! [`PROBE_EVERY`]th call asks for a whole batch again, to notice a
+//! backlog; a batch that brings more than one keeps it batching.
 
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -23,13 +31,17 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
     let fd = listener.as_fd().as_raw_fd();
     let mut slots = Slots::new();
     let mut batch = RecvBatch::new(job.cmsg_len);
-    let mut sender = Sender::<T::Peer>::new(T::src_space(), T::GSO);
+    let mut sender = Sender::<T::Peer>::new(T::src_space(), T::GSO && job.policy.gso);
     let mut replies = Replies::<T::Peer, T::Src>::new();
     let mut w = Worker::new(job);
     debug!("loop started on {listener}, up to {BATCH} datagrams per system call");
+    let mut pace = Pace::default();
     while job.running() {
-        let n = match batch.recv(fd, &mut slots, MsgFlags::empty()) {
-            Ok(n) => n,
+        let n = match batch.recv(fd, &mut slots, pace.want(), MsgFlags::empty()) {
+            Ok(n) => {
+                pace.got(n);
+                n
+            }
             Err(e) => {
                 w.recv_error(e).with_context(|| format!("on {listener}"))?;
                 continue;
@@ -57,4 +69,59 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
     }
     debug!("loop stopped on {listener}");
     Ok(())
+}
+
+/// How often a loop that receives one datagram at a time asks for a whole
+/// batch, to notice a backlog.
+pub(super) const PROBE_EVERY: u32 = 8;
+
+/// How many datagrams to ask for next (see "Adaptive batching").
+#[derive(Debug, Default)]
+struct Pace {
+    /// Receiving one at a time, and how many calls since the last probe.
+    single: Option<u32>,
+}
+
+impl Pace {
+    fn want(&self) -> usize {
+        match self.single {
+            Some(n) if n < PROBE_EVERY => 1,
+            _ => BATCH,
+        }
+    }
+
+    fn got(&mut self, n: usize) {
+        self.single = match (self.single, n) {
+            (_, 2..) => None,
+            (Some(k), _) if k < PROBE_EVERY => Some(k + 1),
+            _ => Some(0),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pace_goes_single_after_a_lone_datagram_and_probes() {
+        let mut p = Pace::default();
+        assert_eq!(p.want(), BATCH);
+        p.got(1);
+        for _ in 0..PROBE_EVERY {
+            assert_eq!(p.want(), 1);
+            p.got(1);
+        }
+        assert_eq!(p.want(), BATCH, "a probe for a backlog");
+        p.got(1);
+        assert_eq!(p.want(), 1, "none: single again");
+        for _ in 0..PROBE_EVERY {
+            p.got(1);
+        }
+        assert_eq!(p.want(), BATCH);
+        p.got(5);
+        assert_eq!(p.want(), BATCH, "a backlog keeps it batching");
+        p.got(16);
+        assert_eq!(p.want(), BATCH);
+    }
 }

@@ -20,7 +20,7 @@ use crate::ratelimit::Rate;
 
 /// How the server treats datagrams: the engine's own options, which the
 /// command line maps onto.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub reply: ReplyMode,
     /// UDP source ports never answered (the loop guard). The ports of
@@ -36,6 +36,8 @@ pub struct Options {
     pub rate_limit: Option<Rate>,
     /// Loopback sources are not limited (`serve`'s default limit).
     pub spare_loopback: bool,
+    /// Runs of same-size UDP replies to one peer may leave as one GSO send.
+    pub gso: bool,
 }
 
 /// A socket and what its workers share besides the policy.
@@ -44,6 +46,21 @@ struct Socket {
     /// The control-message room a datagram needs ([`Transport::setup`]).
     cmsg_len: usize,
     kernel_dropped: AtomicU32,
+}
+
+impl Default for Options {
+    /// Reversed replies, no guard list beyond the server's own ports, one
+    /// worker, no rate limit, GSO on.
+    fn default() -> Options {
+        Options {
+            reply: ReplyMode::default(),
+            guard_ports: Vec::new(),
+            workers: 1,
+            rate_limit: None,
+            spare_loopback: false,
+            gso: true,
+        }
+    }
 }
 
 struct Worker {
@@ -71,6 +88,7 @@ impl Server {
             own,
             opts.rate_limit.map(|r| r.per_worker(per_socket)),
             opts.spare_loopback,
+            opts.gso,
         ));
         let mut workers = Vec::with_capacity(listeners.len() * per_socket);
         for (i, listener) in listeners.into_iter().enumerate() {
