@@ -133,7 +133,8 @@ pub struct ServeArgs {
     /// Send runs of same-size UDP replies to one client as one GSO send
     /// (UDP_SEGMENT): "on" (the default) or "off", to compare. Where the
     /// kernel or the route refuses, dgecho falls back by itself.
-    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off)]
+    #[arg(long, value_name = "on|off", default_value = "on", action = ArgAction::Set,
+          value_parser = parse_on_off)]
     pub gso: bool,
 
     /// Exit cleanly after this long without a datagram (e.g. 30s, 5m, 1h).

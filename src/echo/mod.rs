@@ -22,12 +22,13 @@
 //! - `tuning`: socket options set at start.
 //!
 //! # The hot path
-//! UDP sockets are served with `recvmmsg`: one call takes up to
-//! [`BATCH`](crate::defaults::BATCH) queued datagrams, blocking only for
-//! the first (so a lone datagram is answered at once, with no added
-//! latency), and their replies leave together with `sendmmsg`, in arrival
-//! order. Unix sockets take one `recvmsg` per datagram (see `unix` for why)
-//! but send the replies of a burst together too.
+//! Every socket is served with `recvmmsg` (through `mmsg`, which resets its
+//! headers so that Unix addresses of every length come back whole): one
+//! call takes up to [`BATCH`](crate::defaults::BATCH) queued datagrams,
+//! blocking only for the first, and after a lone datagram the loop asks for
+//! one at a time, so ping-pong pays no batching overhead. Replies leave
+//! together, in arrival order: runs to one UDP peer with one size as a
+//! single GSO send, the rest with `sendmmsg`, a lone one with `sendto`.
 //!
 //! On a UDP socket bound to a wildcard address (`0.0.0.0`, `[::]`) each
 //! datagram's destination is received with it (`IP_PKTINFO`,
