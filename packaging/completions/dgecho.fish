@@ -54,12 +54,16 @@ complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s v -l verbose -d
 complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s q -l quiet -d 'Log less: -q shows only warnings and errors, -qq only errors'
 complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s h -l help -d 'Print help'
 complete -c dgecho -n "__fish_dgecho_using_subcommand client" -s V -l version -d 'Print version'
-complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s w -l window -d 'Datagrams outstanding at once; 1 is ping-pong (latency)' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s w -l window -d 'Closed loop: datagrams outstanding at once in each flow; 1 is ping-pong. Best for the most replies per second; for latency under a given load use --rate' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s r -l rate -d 'Open loop: send RATE datagrams per second (e.g. 10000 or 10000/s) on a fixed schedule, all flows together, whatever the replies do. Each round-trip time is measured from when its datagram was due, so a late sender or a stalled server shows in every datagram it delays (no coordinated omission). The report says how far behind schedule the sender fell' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s f -l flows -d 'Load from N sockets at once, each with its own address (its own UDP port or autobound Unix name), reporting each flow and the total. --window applies to each flow; --rate is shared evenly' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s i -l interval -d 'Print a report line every DURATION (e.g. 1s, 500ms): time, replies/s, sent, lost, and the interval\'s RTT p50/p99/max. Default: every second when the output is a terminal, else none' -r
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -l hgrm -d 'Write the round-trip times to FILE as an HdrHistogram percentile distribution (.hgrm, values in microseconds), for HdrHistogram\'s plotFiles.html or hdr-plot' -r -F
 complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s s -l size -d 'Size of each datagram in bytes (at least 8: each carries its sequence number)' -r
 complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s d -l duration -d 'How long to send (e.g. 500ms, 5s, 1m)' -r
 complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -l reply -d 'What the service sends back, and so what each reply must be' -r -f -a "reverse\t'The datagram\'s bytes in reverse order, as the original ctypes echo server did'
 echo\t'The datagram unchanged, as RFC 862 describes'"
-complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -l json -d 'Print the report as one JSON object'
+complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -l json -d 'Print the report as one JSON object, after one per interval line (JSON lines, each with a "type")'
 complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -l allow-remote -d 'Load a target that is neither loopback nor a Unix socket. Only for hosts you are responsible for: this floods them'
 complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s v -l verbose -d 'Log more: -v for debug, -vv for one line per datagram (trace). With `client`, -v also prints each reply\'s size, source and round-trip time on stderr'
 complete -c dgecho -n "__fish_dgecho_using_subcommand bench" -s q -l quiet -d 'Log less: -q shows only warnings and errors, -qq only errors'
