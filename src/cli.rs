@@ -274,15 +274,14 @@ impl ClientArgs {
     }
 }
 
-/// Parses `bench --rate`: requests per second, as `N` or `N/s`.
+/// Parses `bench --rate`: requests per second, as `N` or `N/s`, the
+/// grammar of `serve --rate-limit` with an error message about bench.
 fn parse_bench_rate(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let num = t.strip_suffix("/s").unwrap_or(t).trim();
-    match num.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= defaults::BENCH_MAX_RATE => Ok(v),
+    match crate::ratelimit::parse_rate(s) {
+        Ok(v) if v <= defaults::BENCH_MAX_RATE => Ok(v),
         _ => Err(format!(
             "'{s}' is not a rate: give requests per second, all flows together, such as \
-             10000 or 10000/s (more than 0, at most {})",
+             10000 or 10000/s (at most {})",
             defaults::BENCH_MAX_RATE
         )),
     }
@@ -491,13 +490,16 @@ mod tests {
 
     #[test]
     fn bench_rates() {
-        assert_eq!(parse_bench_rate("1000").unwrap(), 1000.0);
-        assert_eq!(parse_bench_rate("2500/s").unwrap(), 2500.0);
-        assert_eq!(parse_bench_rate("0.5/s").unwrap(), 0.5);
-        for bad in ["", "0", "-5", "1e9", "inf", "NaN", "fast", "10/m"] {
-            let err = parse_bench_rate(bad).unwrap_err();
-            assert!(err.contains("10000/s"), "{bad}: {err}");
+        let good = [("1000", 1000.0), ("2500/s", 2500.0), ("1e7", 1e7)];
+        for (text, rate) in good {
+            assert_eq!(parse_bench_rate(text), Ok(rate), "{text}");
         }
+        let bad = ["", "0", "-5", "1.5e7", "inf", "NaN", "fast", "10/m"];
+        let errors = bad.map(|b| parse_bench_rate(b).unwrap_err());
+        assert!(
+            errors.iter().all(|e| e.contains("all flows together")),
+            "{errors:?}"
+        );
     }
 
     #[test]
