@@ -267,7 +267,12 @@ impl Run<'_, '_> {
             }
         }
         for (i, f) in flows.iter_mut().enumerate() {
-            let revents = self.polls[i].revents().unwrap_or(PollFlags::empty());
+            // Without a wait, the last poll's events are stale: take from
+            // every flow.
+            let revents = match wait {
+                0 => PollFlags::empty(),
+                _ => self.polls[i].revents().unwrap_or(PollFlags::empty()),
+            };
             if revents.contains(PollFlags::POLLOUT) {
                 f.blocked = false;
             }
