@@ -203,10 +203,41 @@ pub struct BenchArgs {
     #[arg(value_name = "ADDR")]
     pub addr: Option<Addr>,
 
-    /// Datagrams outstanding at once; 1 is ping-pong (latency).
+    /// Closed loop: datagrams outstanding at once in each flow; 1 is
+    /// ping-pong. Best for the most replies per second; for latency under
+    /// a given load use --rate.
     #[arg(short, long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=defaults::BENCH_MAX_WINDOW as i64))]
     pub window: u32,
+
+    /// Open loop: send RATE datagrams per second (e.g. 10000 or
+    /// 10000/s) on a fixed schedule, all flows together, whatever the
+    /// replies do. Each round-trip time is measured from when its datagram
+    /// was due, so a late sender or a stalled server shows in every
+    /// datagram it delays (no coordinated omission). The report says how
+    /// far behind schedule the sender fell.
+    #[arg(short, long, value_name = "RATE[/s]", value_parser = parse_bench_rate,
+          conflicts_with = "window")]
+    pub rate: Option<f64>,
+
+    /// Load from N sockets at once, each with its own address (its own
+    /// UDP port or autobound Unix name), reporting each flow and the
+    /// total. --window applies to each flow; --rate is shared evenly.
+    #[arg(short, long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=defaults::BENCH_MAX_FLOWS as i64))]
+    pub flows: u32,
+
+    /// Print a report line every DURATION (e.g. 1s, 500ms): time,
+    /// replies/s, sent, lost, and the interval's RTT p50/p99/max. Default:
+    /// every second when the output is a terminal, else none.
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+
+    /// Write the round-trip times to FILE as an HdrHistogram percentile
+    /// distribution (.hgrm, values in microseconds), for HdrHistogram's
+    /// plotFiles.html or hdr-plot.
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<PathBuf>,
 
     /// Size of each datagram in bytes (at least 8: each carries its
     /// sequence number).
@@ -223,7 +254,8 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = ReplyMode::Reverse)]
     pub reply: ReplyMode,
 
-    /// Print the report as one JSON object.
+    /// Print the report as one JSON object, after one per interval line
+    /// (JSON lines, each with a "type").
     #[arg(long)]
     pub json: bool,
 
@@ -284,6 +316,19 @@ impl ClientArgs {
     /// Ping mode: any of --count, --interval, --size.
     pub fn ping(&self) -> bool {
         self.count.is_some() || self.interval.is_some() || self.size.is_some()
+    }
+}
+
+/// Parses `bench --rate`: requests per second, as `N` or `N/s`, the
+/// grammar of `serve --rate-limit` with an error message about bench.
+fn parse_bench_rate(s: &str) -> Result<f64, String> {
+    match crate::ratelimit::parse_rate(s) {
+        Ok(v) if v <= defaults::BENCH_MAX_RATE => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a rate: give requests per second, all flows together, such as \
+             10000 or 10000/s (at most {})",
+            defaults::BENCH_MAX_RATE
+        )),
     }
 }
 
@@ -485,6 +530,20 @@ mod tests {
             parse_group("no-such-group-x")
                 .unwrap_err()
                 .contains("no group")
+        );
+    }
+
+    #[test]
+    fn bench_rates() {
+        let good = [("1000", 1000.0), ("2500/s", 2500.0), ("1e7", 1e7)];
+        for (text, rate) in good {
+            assert_eq!(parse_bench_rate(text), Ok(rate), "{text}");
+        }
+        let bad = ["", "0", "-5", "1.5e7", "inf", "NaN", "fast", "10/m"];
+        let errors = bad.map(|b| parse_bench_rate(b).unwrap_err());
+        assert!(
+            errors.iter().all(|e| e.contains("all flows together")),
+            "{errors:?}"
         );
     }
 

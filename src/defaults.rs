@@ -72,6 +72,18 @@ pub const BENCH_MAX_WINDOW: usize = 4096;
 /// The smallest `bench --size`: each request carries its sequence number.
 pub const BENCH_MIN_SIZE: usize = 8;
 
+/// The most `bench --flows`: each is a socket with its own ring of
+/// requests and histogram, about 230 KiB, served by one thread.
+pub const BENCH_MAX_FLOWS: usize = 64;
+
+/// The highest `bench --rate`, in requests per second: beyond what one
+/// generator thread can send, where the schedule means nothing.
+pub const BENCH_MAX_RATE: f64 = 10_000_000.0;
+
+/// How often `bench` prints an interval line when its output is a
+/// terminal and `--interval` is not given (ping's and iperf's second).
+pub const BENCH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The largest UDP payload over IPv4, and so the largest `bench --size`.
 pub const MAX_UDP_PAYLOAD: usize = 65507;
 

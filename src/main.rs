@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use dgecho::activation::Inherited;
 use dgecho::cli::{BenchArgs, Cli, Command};
+use dgecho::defaults::BENCH_INTERVAL;
 use dgecho::{bench, client, daemon, exit, logging};
 
 fn main() -> ExitCode {
@@ -56,7 +57,12 @@ fn bench_options(args: &BenchArgs, verbose: bool) -> anyhow::Result<bench::Optio
         duration: args.duration,
         reply: args.reply,
         allow_remote: args.allow_remote,
-        progress: std::io::stderr().is_terminal(),
         json: args.json,
+        rate: args.rate,
+        flows: args.flows as usize,
+        interval: args
+            .interval
+            .or_else(|| std::io::stdout().is_terminal().then_some(BENCH_INTERVAL)),
+        hgrm: args.hgrm.clone(),
     })
 }
