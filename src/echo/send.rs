@@ -14,7 +14,6 @@
 use std::io::IoSlice;
 use std::os::fd::RawFd;
 
-use nix::errno::Errno;
 use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, sendmmsg, sendto};
 
 use super::gso::Gso;
@@ -74,6 +73,16 @@ impl<P: Peer> Sender<P> {
     }
 }
 
+/// One batch's replies on their way out: the socket, the headers, the
+/// slots the replies sit in, and the worker that counts them.
+struct Out<'a, 'w, P, S> {
+    fd: RawFd,
+    sender: &'a mut Sender<P>,
+    slots: &'a Slots,
+    replies: &'a Replies<P, S>,
+    w: &'a mut Worker<'w>,
+}
+
 /// Sends every queued reply, counting each as sent or failed.
 pub(super) fn send_replies<P: Peer + PartialEq, S: Source>(
     fd: RawFd,
@@ -82,6 +91,13 @@ pub(super) fn send_replies<P: Peer + PartialEq, S: Source>(
     replies: &Replies<P, S>,
     w: &mut Worker<'_>,
 ) {
+    let mut out = Out {
+        fd,
+        sender,
+        slots,
+        replies,
+        w,
+    };
     let mut done = 0;
     while done < replies.n {
         // The run of replies that leave from the same address.
@@ -94,130 +110,109 @@ pub(super) fn send_replies<P: Peer + PartialEq, S: Source>(
         }
         // Within it, GSO runs and the spans between them, in order.
         while done < end {
-            let run = sender.gso.run_end(replies, done, end);
+            let run = out.sender.gso.run_end(replies, done, end);
             if run - done >= 2 {
-                if let Some(used) = send_gso(fd, sender, slots, replies, done, run, w) {
+                if let Some(used) = out.gso(done, run) {
                     done += used;
                     continue;
                 }
                 // Refused: the limit is lower now; send these plainly.
             }
             let mut span = done + 1;
-            while span < end && sender.gso.run_end(replies, span, end) - span < 2 {
+            while span < end && out.sender.gso.run_end(replies, span, end) - span < 2 {
                 span += 1;
             }
-            done += send_run(fd, sender, slots, replies, done, span, w);
+            done += out.run(done, span);
         }
     }
 }
 
-/// Sends `replies[from..to]` (same peer, source and size) as one GSO
-/// send; `None` when GSO was refused and the run must be sent again.
-fn send_gso<P: Peer, S: Source>(
-    fd: RawFd,
-    sender: &mut Sender<P>,
-    slots: &Slots,
-    replies: &Replies<P, S>,
-    from: usize,
-    to: usize,
-    w: &mut Worker<'_>,
-) -> Option<usize> {
-    let iovs = slots.reply_iovs(replies, from, to);
-    let flat: [IoSlice<'_>; BATCH] = std::array::from_fn(|j| iovs[j][0]);
-    let size = replies.len[from];
-    let segment = size as u16;
-    let src = replies.src[from].as_ref().map(Source::cmsg);
-    let cmsgs = [ControlMessage::UdpGsoSegments(&segment)];
-    let both;
-    let (hdrs, cmsgs): (_, &[ControlMessage<'_>]) = match src {
-        Some(s) => {
-            both = [cmsgs[0], s];
-            (&mut sender.gso_src, &both)
+impl<P: Peer, S: Source> Out<'_, '_, P, S> {
+    /// Sends `replies[from..to]` (same peer, source and size) as one GSO
+    /// send; `None` when GSO was refused and the run must be sent again.
+    fn gso(&mut self, from: usize, to: usize) -> Option<usize> {
+        let replies = self.replies;
+        let iovs = self.slots.reply_iovs(replies, from, to);
+        let flat: [IoSlice<'_>; BATCH] = std::array::from_fn(|j| iovs[j][0]);
+        let size = replies.len[from];
+        let segment = size as u16;
+        let src = replies.src[from].as_ref().map(Source::cmsg);
+        let cmsgs = [ControlMessage::UdpGsoSegments(&segment)];
+        let both;
+        let (hdrs, cmsgs): (_, &[ControlMessage<'_>]) = match src {
+            Some(s) => {
+                both = [cmsgs[0], s];
+                (&mut self.sender.gso_src, &both)
+            }
+            None => (&mut self.sender.gso_plain, &cmsgs),
+        };
+        let message: [&[IoSlice<'_>]; 1] = [&flat[..to - from]];
+        let result = sendmmsg(
+            self.fd,
+            hdrs,
+            &message,
+            &replies.to[from..from + 1],
+            cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map(|r| r.count());
+        let n = to - from;
+        match result {
+            Ok(_) => self.w.sent(n),
+            Err(e) if self.sender.gso.refused(size, e) => return None,
+            Err(e) => {
+                for p in replies.to[from..to].iter().flatten() {
+                    self.w.send_failed(e, p);
+                }
+            }
         }
-        None => (&mut sender.gso_plain, &cmsgs),
-    };
-    let message: [&[IoSlice<'_>]; 1] = [&flat[..to - from]];
-    let result = sendmmsg(
-        fd,
-        hdrs,
-        &message,
-        &replies.to[from..from + 1],
-        cmsgs,
-        MsgFlags::MSG_DONTWAIT,
-    )
-    .map(|r| r.count());
-    let n = to - from;
-    match result {
-        Ok(_) => w.sent(n),
-        Err(e) if sender.gso.refused(size, e) => return None,
-        Err(e) => failed_all(w, e, replies, from, to),
+        Some(n)
     }
-    Some(n)
-}
 
-/// Counts every reply of `replies[from..to]` as failed with `e`.
-fn failed_all<P: Peer, S>(
-    w: &mut Worker<'_>,
-    e: Errno,
-    replies: &Replies<P, S>,
-    from: usize,
-    to: usize,
-) {
-    for p in replies.to[from..to].iter().flatten() {
-        w.send_failed(e, p);
-    }
-}
-
-/// Sends `replies[from..to]`, which share a source, with one call; returns
-/// how many replies it used up. `sendmmsg` stops at the first failure after
-/// a success and the next call reports that failure, so a failed call uses
-/// up exactly its first reply.
-fn send_run<P: Peer, S: Source>(
-    fd: RawFd,
-    sender: &mut Sender<P>,
-    slots: &Slots,
-    replies: &Replies<P, S>,
-    from: usize,
-    to: usize,
-    w: &mut Worker<'_>,
-) -> usize {
-    let iovs = slots.reply_iovs(replies, from, to);
-    let Some(first) = replies.to[from] else {
-        return 1;
-    };
-    let src = replies.src[from];
-    if to - from == 1 && src.is_none() {
-        match sendto(fd, &iovs[0][0], &first, MsgFlags::MSG_DONTWAIT) {
-            Ok(_) => w.sent(1),
-            Err(e) => w.send_failed(e, &first),
+    /// Sends `replies[from..to]`, which share a source, with one call;
+    /// returns how many replies it used up. `sendmmsg` stops at the first
+    /// failure after a success and the next call reports that failure, so
+    /// a failed call uses up exactly its first reply.
+    fn run(&mut self, from: usize, to: usize) -> usize {
+        let replies = self.replies;
+        let iovs = self.slots.reply_iovs(replies, from, to);
+        let Some(first) = replies.to[from] else {
+            return 1;
+        };
+        let src = replies.src[from];
+        if to - from == 1 && src.is_none() {
+            match sendto(self.fd, &iovs[0][0], &first, MsgFlags::MSG_DONTWAIT) {
+                Ok(_) => self.w.sent(1),
+                Err(e) => self.w.send_failed(e, &first),
+            }
+            return 1;
         }
-        return 1;
-    }
-    let one;
-    let (hdrs, cmsgs): (_, &[ControlMessage<'_>]) = match &src {
-        Some(s) => {
-            one = [s.cmsg()];
-            (&mut sender.with_src, &one)
-        }
-        None => (&mut sender.plain, &[]),
-    };
-    let result = sendmmsg(
-        fd,
-        hdrs,
-        &iovs[..to - from],
-        &replies.to[from..to],
-        cmsgs,
-        MsgFlags::MSG_DONTWAIT,
-    )
-    .map(|r| r.count());
-    match result {
-        Ok(k) => {
-            w.sent(k);
-            k.max(1)
-        }
-        Err(e) => {
-            w.send_failed(e, &first);
-            1
+        let one;
+        let (hdrs, cmsgs): (_, &[ControlMessage<'_>]) = match &src {
+            Some(s) => {
+                one = [s.cmsg()];
+                (&mut self.sender.with_src, &one)
+            }
+            None => (&mut self.sender.plain, &[]),
+        };
+        let result = sendmmsg(
+            self.fd,
+            hdrs,
+            &iovs[..to - from],
+            &replies.to[from..to],
+            cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map(|r| r.count());
+        match result {
+            Ok(k) => {
+                self.w.sent(k);
+                k.max(1)
+            }
+            Err(e) => {
+                self.w.send_failed(e, &first);
+                1
+            }
         }
     }
 }

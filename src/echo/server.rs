@@ -12,7 +12,7 @@ use super::serve::serve;
 use super::stats::{Counters, Stats};
 use super::transport::Transport;
 use super::tuning;
-use super::udp::{V4, V6};
+use super::udp::{Udp, V4, V6};
 use super::unix::Unix;
 use super::worker::Job;
 use crate::listener::{Family, Listener};
@@ -97,8 +97,8 @@ impl Server {
             // datagrams as possible arrive without what they turn on.
             let cmsg_len = match listener.family() {
                 Family::Unix => Unix::setup(&listener),
-                Family::Inet => V4::setup(&listener),
-                Family::Inet6 => V6::setup(&listener),
+                Family::Inet => Udp::<V4>::setup(&listener),
+                Family::Inet6 => Udp::<V6>::setup(&listener),
             };
             let socket = Arc::new(Socket {
                 listener,
@@ -196,8 +196,8 @@ fn spawn(
             };
             let r = match listener.family() {
                 Family::Unix => serve::<Unix>(&job),
-                Family::Inet => serve::<V4>(&job),
-                Family::Inet6 => serve::<V6>(&job),
+                Family::Inet => serve::<Udp<V4>>(&job),
+                Family::Inet6 => serve::<Udp<V6>>(&job),
             };
             c.finished.store(true, Relaxed);
             r.with_context(|| format!("the loop on {listener} stopped"))

@@ -41,51 +41,37 @@ impl Source for libc::in6_pktinfo {
     }
 }
 
-/// UDP over IPv4.
-pub(super) struct V4;
-/// UDP over IPv6 (and IPv4-mapped on a dual-stack socket).
-pub(super) struct V6;
+/// What differs between UDP over IPv4 and over IPv6.
+pub(super) trait IpFamily {
+    type Peer: super::policy::Peer + PartialEq;
+    type Src: Source;
+    /// The level and type of the destination's control message.
+    const PKTINFO: (i32, i32);
+    /// Reads the destination from its control message's data.
+    fn pktinfo(data: &[u8], meta: &mut Meta<Self::Src>);
+}
 
-impl Transport for V4 {
-    type Peer = SockaddrIn;
-    type Src = libc::in_pktinfo;
+/// UDP over one address family.
+pub(super) struct Udp<F>(std::marker::PhantomData<F>);
+
+impl<F: IpFamily> Transport for Udp<F> {
+    type Peer = F::Peer;
+    type Src = F::Src;
     const GSO: bool = true;
 
     fn setup(listener: &Listener) -> usize {
-        setup(listener, size_of::<libc::in_pktinfo>())
+        setup(listener, size_of::<F::Src>())
     }
 
     fn src_space() -> Option<Vec<u8>> {
-        Some(nix::cmsg_space!(libc::in_pktinfo))
+        Some(nix::cmsg_space!(F::Src))
     }
 
-    fn meta(cmsgs: Cmsgs<'_>) -> Meta<libc::in_pktinfo> {
+    fn meta(cmsgs: Cmsgs<'_>) -> Meta<F::Src> {
         let mut meta = Meta::default();
         for c in cmsgs {
-            if (c.level, c.kind) == (libc::IPPROTO_IP, libc::IP_PKTINFO) && c.data.len() >= 12 {
-                // struct in_pktinfo { int ifindex; in_addr spec_dst, addr; }
-                let ifindex = word(&c.data[..4]);
-                let spec_dst = word(&c.data[4..8]);
-                let addr = word(&c.data[8..12]);
-                let dst = Ipv4Addr::from(u32::from_be(addr));
-                meta.to_group = dst.is_multicast() || dst.is_broadcast();
-                // A datagram queued before IP_PKTINFO was turned on (the
-                // one that activated us, say) carries a zero ifindex and
-                // spec_dst: only its header destination is known.
-                if ifindex == 0 || spec_dst == 0 {
-                    continue;
-                }
-                // spec_dst is the local address the datagram reached: the
-                // destination itself for unicast, the interface's own
-                // address for a broadcast (a subnet's, too) or multicast
-                // one. Send from it, and let routing choose the interface
-                // (ifindex 0).
-                meta.to_group |= addr != spec_dst;
-                meta.src = Some(libc::in_pktinfo {
-                    ipi_ifindex: 0,
-                    ipi_spec_dst: libc::in_addr { s_addr: spec_dst },
-                    ipi_addr: libc::in_addr { s_addr: 0 },
-                });
+            if (c.level, c.kind) == F::PKTINFO {
+                F::pktinfo(c.data, &mut meta);
             }
             dropped(&c, &mut meta);
         }
@@ -93,40 +79,66 @@ impl Transport for V4 {
     }
 }
 
-impl Transport for V6 {
+/// UDP over IPv4.
+pub(super) struct V4;
+/// UDP over IPv6 (and IPv4-mapped on a dual-stack socket).
+pub(super) struct V6;
+
+impl IpFamily for V4 {
+    type Peer = SockaddrIn;
+    type Src = libc::in_pktinfo;
+    const PKTINFO: (i32, i32) = (libc::IPPROTO_IP, libc::IP_PKTINFO);
+
+    fn pktinfo(data: &[u8], meta: &mut Meta<libc::in_pktinfo>) {
+        if data.len() < 12 {
+            return;
+        }
+        // struct in_pktinfo { int ifindex; in_addr spec_dst, addr; }
+        let ifindex = word(&data[..4]);
+        let spec_dst = word(&data[4..8]);
+        let addr = word(&data[8..12]);
+        let dst = Ipv4Addr::from(u32::from_be(addr));
+        meta.to_group = dst.is_multicast() || dst.is_broadcast();
+        // A datagram queued before IP_PKTINFO was turned on (the one that
+        // activated us, say) carries a zero ifindex and spec_dst: only its
+        // header destination is known.
+        if ifindex == 0 || spec_dst == 0 {
+            return;
+        }
+        // spec_dst is the local address the datagram reached: the
+        // destination itself for unicast, the interface's own address for a
+        // broadcast (a subnet's, too) or multicast one. Send from it, and
+        // let routing choose the interface (ifindex 0).
+        meta.to_group |= addr != spec_dst;
+        meta.src = Some(libc::in_pktinfo {
+            ipi_ifindex: 0,
+            ipi_spec_dst: libc::in_addr { s_addr: spec_dst },
+            ipi_addr: libc::in_addr { s_addr: 0 },
+        });
+    }
+}
+
+impl IpFamily for V6 {
     type Peer = SockaddrIn6;
     type Src = libc::in6_pktinfo;
-    const GSO: bool = true;
+    const PKTINFO: (i32, i32) = (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO);
 
-    fn setup(listener: &Listener) -> usize {
-        setup(listener, size_of::<libc::in6_pktinfo>())
-    }
-
-    fn src_space() -> Option<Vec<u8>> {
-        Some(nix::cmsg_space!(libc::in6_pktinfo))
-    }
-
-    fn meta(cmsgs: Cmsgs<'_>) -> Meta<libc::in6_pktinfo> {
-        let mut meta = Meta::default();
-        for c in cmsgs {
-            if (c.level, c.kind) == (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) && c.data.len() >= 16 {
-                // struct in6_pktinfo { in6_addr addr; unsigned ifindex; }
-                let mut addr = [0u8; 16];
-                addr.copy_from_slice(&c.data[..16]);
-                // IPv6 has no broadcast; multicast is ff00::/8, and an
-                // IPv4-mapped destination may be an IPv4 broadcast or
-                // multicast address.
-                let mapped = std::net::Ipv6Addr::from(addr).to_ipv4_mapped();
-                meta.to_group =
-                    addr[0] == 0xff || mapped.is_some_and(|a| a.is_multicast() || a.is_broadcast());
-                meta.src = Some(libc::in6_pktinfo {
-                    ipi6_addr: libc::in6_addr { s6_addr: addr },
-                    ipi6_ifindex: 0,
-                });
-            }
-            dropped(&c, &mut meta);
-        }
-        meta
+    fn pktinfo(data: &[u8], meta: &mut Meta<libc::in6_pktinfo>) {
+        // struct in6_pktinfo { in6_addr addr; unsigned ifindex; }
+        let Some(bytes) = data.get(..16) else {
+            return;
+        };
+        let mut addr = [0u8; 16];
+        addr.copy_from_slice(bytes);
+        // IPv6 has no broadcast; multicast is ff00::/8, and an IPv4-mapped
+        // destination may be an IPv4 broadcast or multicast address.
+        let mapped = std::net::Ipv6Addr::from(addr).to_ipv4_mapped();
+        meta.to_group =
+            addr[0] == 0xff || mapped.is_some_and(|a| a.is_multicast() || a.is_broadcast());
+        meta.src = Some(libc::in6_pktinfo {
+            ipi6_addr: libc::in6_addr { s6_addr: addr },
+            ipi6_ifindex: 0,
+        });
     }
 }
 
