@@ -200,6 +200,9 @@ build_deb() {
     local arch
     arch=$(dpkg-architecture -qDEB_HOST_ARCH)
     cp "$work/build/dgecho_${version}-${revision}_${arch}.deb" "$outdir/"
+    # The source package beside it, for lintian.
+    cp "$work/dgecho_$version.orig.tar.xz" "$work/dgecho_$version.orig-vendor.tar.xz" \
+        "$work/dgecho_${version}-${revision}.debian.tar.xz" "$work/dgecho_${version}-${revision}.dsc" "$outdir/"
     echo "$outdir/dgecho_${version}-${revision}_${arch}.deb"
 }
 
