@@ -104,10 +104,11 @@ stage_debian() { # REVISION
         {
             printf 'dgecho (%s-%s) unstable; urgency=medium\n\n' "$version" "$rev"
             printf '  * Rebuild as revision %s (packaging/build.sh).\n\n' "$rev"
-            # The changelog's own date: the same source builds the same
-            # package (SOURCE_DATE_EPOCH comes from it).
+            # A minute after the previous entry, not now: the same source
+            # builds the same package (SOURCE_DATE_EPOCH comes from it),
+            # and the entry is newer than the last (lintian).
             printf ' -- %s  %s\n\n' "$(cd "$src" && dpkg-parsechangelog -S Maintainer)" \
-                "$(cd "$src" && dpkg-parsechangelog -S Date)"
+                "$(LC_ALL=C date -u -R -d "@$(($(cd "$src" && dpkg-parsechangelog -S Timestamp) + 60))")"
             cat "$src/debian/changelog"
         } >"$src/debian/changelog.new"
         mv "$src/debian/changelog.new" "$src/debian/changelog"

@@ -95,6 +95,8 @@ def spdx_and(exprs):
 def dep5(expr):
     """SPDX to Debian copyright-format short names."""
     expr = re.sub(r"\bMIT\b", "Expat", expr)
+    # SPDX "X WITH NAME-exception" is "X with NAME exception" in DEP-5.
+    expr = re.sub(r" WITH (\S+)-exception\b", r" with \1 exception", expr)
     return expr.replace(" OR ", " or ").replace(" AND ", " and ").replace(" WITH ", " with ")
 
 
@@ -162,7 +164,7 @@ def copyright_text(binary_expr, own_license, crates):
             die(f"no text for license '{text_name}': add it as packaging/licenses/{text_name}")
         body = open(path, encoding="utf-8").read().rstrip("\n").split("\n")
         if " with " in name:
-            exc = name.split(" with ")[1]
+            exc = re.sub(r" exception$", "-exception", name.split(" with ")[1])
             epath = os.path.join(ROOT, "packaging", "licenses", exc)
             if not os.path.exists(epath):
                 die(f"no text for license exception '{exc}': add it as packaging/licenses/{exc}")
