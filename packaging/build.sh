@@ -32,6 +32,9 @@
 #   DGECHO_PKG_CHECK=1   also run the package's test step (cargo test); off
 #                        by default because CI runs cargo test itself
 #                        (deb-trixie: on by default, as a build daemon).
+#   DGECHO_PKG_ORIG_DIR  take the .orig tarballs from this directory (as
+#                        made by `build.sh source`) instead of making them
+#                        again; the caller makes sure that they are current.
 #   CARGO_TARGET_DIR     cargo's build directory for deb and rpm (default:
 #                        the checkout's target/, so that dependencies are
 #                        built once). The arch build keeps its own, as the
@@ -144,6 +147,16 @@ make_orig() { # DIR
     local tarflags=(--sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" --format=gnu)
     [ -e "$dir/dgecho_$version.orig.tar.xz" ] && return
     stage_source
+    # Tarballs made earlier in the same run of packaging/ci.sh: the builds of
+    # both releases then start from byte-identical sources, and cargo vendor
+    # runs once.
+    local reuse=${DGECHO_PKG_ORIG_DIR:-}
+    if [ -n "$reuse" ] && [ -s "$reuse/dgecho_$version.orig.tar.xz" ] && [ -s "$reuse/dgecho_$version.orig-vendor.tar.xz" ]; then
+        log "using the tarballs in $reuse"
+        cp "$reuse/dgecho_$version.orig.tar.xz" "$reuse/dgecho_$version.orig-vendor.tar.xz" "$dir/"
+        tar -C "$src" -xJf "$dir/dgecho_$version.orig-vendor.tar.xz"
+        return
+    fi
     tar -C "$work" "${tarflags[@]}" -cf - "dgecho-$version" | xz -T1 -6 >"$dir/dgecho_$version.orig.tar.xz"
     # Every crate Cargo.lock pins, for every platform (cargo vendor cannot
     # leave out the Windows-only ones; they are never compiled here). The
@@ -210,12 +223,11 @@ build_deb() {
 # Build packages for trixie inside a trixie container, offline.
 TRIXIE_BUILD_PACKAGES=build-essential,debhelper,cargo,rustc,lintian,xz-utils
 build_deb_trixie() {
-    local revs=${DGECHO_PKG_REVISIONS:-$revision} rev dscs=() copies=()
+    local revs=${DGECHO_PKG_REVISIONS:-$revision} rev dscs=() copies=() f
     for rev in $revs; do
         case $rev in ''|*[!0-9a-z.+~]*) die "DGECHO_PKG_REVISIONS must be like '1 2', not '$revs'" ;; esac
         dscs+=("$(build_source_into "$work" "$rev")")
     done
-    local f
     for f in "$work"/dgecho_*.dsc "$work"/dgecho_*.tar.xz; do copies+=(--copy "$f:/root/src/"); done
     local docheck=1
     [ "${DGECHO_PKG_CHECK:-1}" = 0 ] && docheck=0
@@ -225,9 +237,9 @@ build_deb_trixie() {
         --packages "$TRIXIE_BUILD_PACKAGES" "${copies[@]}" \
         --output "/root/out:$work/out" \
         --test "$root/packaging/debian-build-offline.sh" -- "$docheck" "${dscs[@]##*/}" >&2 || rc=$?
-    if [ -e "$work/out/lintian.txt" ]; then
-        cp "$work/out/lintian.txt" "$outdir/"
-    fi
+    for f in lintian.txt environment.txt; do
+        [ ! -e "$work/out/$f" ] || cp "$work/out/$f" "$outdir/"
+    done
     [ "$rc" = 0 ] || die "the trixie build failed (status $rc; its log is above)"
     cp "$work"/out/*.deb "$work"/out/*.changes "$work"/out/*.buildinfo "$outdir/" 2>/dev/null || true
     local arch

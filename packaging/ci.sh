@@ -30,6 +30,9 @@ step "license metadata is that of the dependency closure"
 python3 "$root/packaging/licenses.py" --check
 
 step "build deb for bookworm (revisions 1 and 2), rpm, arch"
+# The source package's tarballs once (cargo vendor), for every deb build.
+"$root/packaging/build.sh" source "$out/src" >/dev/null
+export DGECHO_PKG_ORIG_DIR=$out/src
 deb=$(DGECHO_PKG_REVISION=1 "$root/packaging/build.sh" deb "$out/r1")
 deb2=$(DGECHO_PKG_REVISION=2 "$root/packaging/build.sh" deb "$out/r2")
 rpm=$("$root/packaging/build.sh" rpm "$out/rpm")
