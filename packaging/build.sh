@@ -177,7 +177,7 @@ build_source_into() { # DIR REVISION -> prints the .dsc
     make_orig "$dir"
     stage_debian "$rev"
     (cd "$dir" && dpkg-source --compression=xz -b "$src" >&2) ||
-        die "dpkg-source -b failed"
+        die "dpkg-source -b failed${DGECHO_PKG_ORIG_DIR:+ (are the tarballs in DGECHO_PKG_ORIG_DIR=$DGECHO_PKG_ORIG_DIR from this tree? unset it to make them anew)}"
     rm -rf "$src/debian"
     echo "$dir/dgecho_${version}-${rev}.dsc"
 }
