@@ -48,7 +48,8 @@ step "lintian (bookworm's) on the bookworm build and the source package"
 lintian --fail-on error,warning --info "$deb" "$deb2" "$out"/r1/*.dsc
 
 step "rpmlint"
-rpmlint -c "$root/packaging/rpm/rpmlint.toml" "$rpm" "$root/packaging/rpm/dgecho.spec"
+# --strict: warnings fail too, as with lintian.
+rpmlint --strict -c "$root/packaging/rpm/rpmlint.toml" "$rpm" "$root/packaging/rpm/dgecho.spec"
 
 step "Arch PKGBUILD parses"
 bash -n "$root/packaging/arch/PKGBUILD"
