@@ -1,8 +1,9 @@
 #!/bin/bash
-# CI entry point for the end-to-end test under a real systemd (issue 3):
+# CI entry point for the end-to-end test under a real systemd:
 # installs what a fresh Debian machine lacks, then runs
-# tests/systemd/run-e2e.sh, which must run here: a machine that cannot run it
-# fails the build instead of skipping (DGECHO_E2E_REQUIRED=1).
+# tests/systemd/run-e2e.sh under bookworm's systemd 252 and trixie's 257
+# which must run here: a machine that cannot run it fails the
+# build instead of skipping (DGECHO_E2E_REQUIRED=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

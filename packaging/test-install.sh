@@ -36,6 +36,13 @@ case $svc_enabled in enabled|enabled-runtime) fail "dgecho.service is $svc_enabl
 pass "dgecho.service is not enabled itself ($svc_enabled)"
 expect "dgecho.service before the first datagram" "$(state dgecho.service)" inactive
 [ -S /run/dgecho/dgecho.sock ] || fail "no socket at /run/dgecho/dgecho.sock"
+unit=$(dpkg -L dgecho | grep '/systemd/system/dgecho\.socket$')
+pass "units installed by debhelper into $(dirname "$unit") ($(systemctl --version | head -1))"
+# Quiet: the units parse, and the man pages their Documentation= names are
+# installed (the package ships them; man-db is in the container).
+verify=$(systemd-analyze verify dgecho.socket dgecho.service 2>&1) || fail "systemd-analyze verify failed: $verify"
+[ -z "$verify" ] || fail "systemd-analyze verify printed: $verify"
+pass "systemd-analyze verify dgecho.socket dgecho.service prints nothing"
 
 step "the daemon answers, started by the first datagram"
 expect "dgecho client hello" "$(dgecho client hello)" olleh

@@ -2,9 +2,13 @@
 # Boot a throw-away Debian system with systemd as PID 1 in a container, copy
 # files into it, run one script inside as the test, and return its status.
 #
-#   tests/systemd/boot.sh [--copy SRC:DST]... [--packages PKG,...]
-#                         [--timeout SECONDS] [--keep] --test SCRIPT [-- ARG...]
+#   tests/systemd/boot.sh [--suite bookworm|trixie] [--copy SRC:DST]...
+#                         [--packages PKG,...] [--timeout SECONDS] [--keep]
+#                         [--no-boot] [--output DIR:HOSTDIR]
+#                         --test SCRIPT [-- ARG...]
 #
+#   --suite NAME     the Debian release to boot (default bookworm, or
+#                    $DGECHO_E2E_SUITE): bookworm has systemd 252, trixie 257.
 #   --copy SRC:DST   copy host file SRC to DST (absolute path inside the
 #                    container; parent directories are created, mode is kept).
 #                    A DST ending in / keeps SRC's file name.
@@ -15,6 +19,11 @@
 #                    container's journal) even on success.
 #   --test SCRIPT    the test, run inside by a Type=exec unit ordered after
 #                    multi-user.target; ARGs after -- are passed to it.
+#   --no-boot        do not boot systemd: run the test as the container's only
+#                    program (nspawn --as-pid2), e.g. a package build. The
+#                    container is the same: own /dev, /proc, only lo.
+#   --output DIR:HOSTDIR  after the run (pass or fail), copy the container's
+#                    directory DIR (as the test left it) to HOSTDIR.
 #
 # Exit status: the test's exit status; 0 with "SKIP: reason" when this machine
 # cannot boot a container at all (not root, no nspawn/mmdebstrap, no mount
@@ -22,8 +31,11 @@
 # failure (exit 1), as CI must.
 #
 # How it works (the host's PID 1 need not be systemd):
-#   1. a bookworm minbase rootfs with systemd is built once by mmdebstrap and
-#      cached as a tarball ($DGECHO_E2E_CACHE, default /var/cache/dgecho-e2e);
+#   1. a minbase rootfs of the suite with systemd is built once by mmdebstrap
+#      and cached as a tarball ($DGECHO_E2E_CACHE, default
+#      /var/cache/dgecho-e2e), from the same package registry as the host's
+#      own apt sources (tests/systemd/apt-sources.sh; $DGECHO_E2E_MIRROR, an
+#      apt line or URI, overrides it);
 #   2. each run extracts it into a scratch directory as the read-only lower
 #      layer of an overlayfs, with a fresh upper layer, mounted inside a
 #      private mount namespace (unshare -m --propagation private), so nothing
@@ -43,7 +55,7 @@
 #      last, on the host.
 set -euo pipefail
 
-SUITE=bookworm
+SUITE=${DGECHO_E2E_SUITE:-bookworm}
 VARIANT=minbase
 BASE_PACKAGES=dbus,systemd,systemd-sysv
 CACHE_DIR=${DGECHO_E2E_CACHE:-${XDG_CACHE_HOME:+$XDG_CACHE_HOME/dgecho-e2e}}
@@ -64,7 +76,7 @@ skip() {
 # ---------------------------------------------------------------- inner part
 # Runs inside the private mount namespace: mount the overlay, boot, collect.
 if [ "${1:-}" = --inner ]; then
-    scratch=$2 timeout_s=$3
+    scratch=$2 timeout_s=$3 boot=$4
     lower=$scratch/lower upper=$scratch/upper work=$scratch/work merged=$scratch/merged
     # Belt and braces: even though unshare asked for private propagation,
     # make sure no mount below leaks to the host.
@@ -80,30 +92,39 @@ if [ "${1:-}" = --inner ]; then
     mkdir -p /run/systemd/nspawn
     mount -t tmpfs -o mode=0755 dgecho-e2e /run/systemd/nspawn
     # systemd-nspawn refuses a tree without os-release or with PID 1 missing.
-    [ -x "$merged/lib/systemd/systemd" ] || die "no systemd in the rootfs"
+    [ "$boot" = 0 ] || [ -x "$merged/lib/systemd/systemd" ] || die "no systemd in the rootfs"
+    # Booted: systemd is PID 1 and runs the test unit. Not booted: nspawn's
+    # stub init is PID 1 and the runner its only child.
+    mode=(--boot)
+    [ "$boot" = 1 ] || mode=(--as-pid2)
+    run=()
+    [ "$boot" = 1 ] || run=(/usr/local/libexec/dgecho-e2e/run)
     rc=0
     # --keep-unit + --register=no: no host systemd/machined to talk to.
     # --link-journal=no: the journal stays in the container (upper layer).
     # --console=read-only: the container's console (with the test's output)
     # goes to our stdout, and nothing of ours is read by it.
     timeout --kill-after=15 "$timeout_s" \
-        systemd-nspawn -D "$merged" --boot --register=no --keep-unit \
+        systemd-nspawn -D "$merged" "${mode[@]}" --register=no --keep-unit \
         --private-network --console=read-only --link-journal=no \
         --resolv-conf=off --timezone=off --machine="dgecho-e2e-$$" \
         --setenv=SYSTEMD_COLORS=0 --setenv=SYSTEMD_LOG_COLOR=0 \
-        || rc=$?
+        "${run[@]}" || rc=$?
     umount "$merged" || umount -l "$merged" || true
     exit "$rc"
 fi
 
 # ---------------------------------------------------------------- arguments
-copies=() test_script= test_args=() extra_packages= timeout_s=600 keep=0
+copies=() test_script= test_args=() extra_packages= timeout_s=600 keep=0 boot=1 outputs=()
 while [ $# -gt 0 ]; do
     case $1 in
         --copy) copies+=("$2"); shift 2 ;;
         --packages) extra_packages=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
         --keep) keep=1; shift ;;
+        --suite) SUITE=$2; shift 2 ;;
+        --no-boot) boot=0; shift ;;
+        --output) outputs+=("$2"); shift 2 ;;
         --test) test_script=$2; shift 2 ;;
         --) shift; test_args=("$@"); break ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -111,6 +132,13 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$test_script" ] || die "--test SCRIPT is required (see --help)"
+case $SUITE in
+    bookworm|trixie) ;;
+    *) die "unknown suite '$SUITE': use --suite bookworm (systemd 252) or --suite trixie (systemd 257)" ;;
+esac
+for o in "${outputs[@]}"; do
+    case $o in /*:?*) ;; *) die "--output wants /absolute/DIR:HOSTDIR, got: $o" ;; esac
+done
 [ -f "$test_script" ] || die "test script not found: $test_script"
 for c in "${copies[@]}"; do
     case $c in *:/*) ;; *) die "--copy wants SRC:/absolute/DST, got: $c" ;; esac
@@ -137,8 +165,13 @@ mkdir -p "$CACHE_DIR"
     if [ ! -s "$tarball" ]; then
         log "building $SUITE $VARIANT rootfs with $packages (once; cached as $tarball)"
         tmp=$tarball.tmp.$$.tar.zst
+        if [ -n "${DGECHO_E2E_MIRROR:-}" ]; then
+            sources=$DGECHO_E2E_MIRROR
+        elif ! sources=$("$(dirname "$0")/apt-sources.sh" "$SUITE"); then
+            exit 3
+        fi
         if ! mmdebstrap --quiet --variant="$VARIANT" --include="$packages" \
-            "$SUITE" "$tmp" ${DGECHO_E2E_MIRROR:+"$DGECHO_E2E_MIRROR"} >&2; then
+            "$SUITE" "$tmp" "$sources" >&2; then
             rm -f "$tmp"
             exit 3
         fi
@@ -202,13 +235,17 @@ cat >"$up/usr/local/libexec/dgecho-e2e/run" <<'EOF'
 #!/bin/bash
 cd /usr/local/libexec/dgecho-e2e
 eval "args=($(cat args))"
-echo "=== dgecho-e2e: running test (system state: $(systemctl is-system-running))"
+if [ -d /run/systemd/system ]; then
+    echo "=== dgecho-e2e: running test (system state: $(systemctl is-system-running))"
+else
+    echo "=== dgecho-e2e: running test (not booted)"
+fi
 rc=0
 ./test "${args[@]}" || rc=$?
 echo "=== dgecho-e2e: test exited with status $rc"
 echo "$rc" >/var/lib/dgecho-e2e/status
 sync /var/lib/dgecho-e2e/status
-journalctl --sync || true
+[ ! -d /run/systemd/system ] || journalctl --sync || true
 exit "$rc"
 EOF
 chmod 0755 "$up/usr/local/libexec/dgecho-e2e/run"
@@ -260,11 +297,20 @@ for h in "${hierarchies[@]}"; do
 done
 
 # ---------------------------------------------------------------- boot
-log "booting $SUITE container on $scratch (timeout ${timeout_s}s)"
+log "$([ "$boot" = 1 ] && echo booting || echo starting) $SUITE container on $scratch (timeout ${timeout_s}s)"
 start=$(date +%s)
 rc=0
-unshare -m --propagation private "$0" --inner "$scratch" "$timeout_s" || rc=$?
+unshare -m --propagation private "$0" --inner "$scratch" "$timeout_s" "$boot" || rc=$?
 log "container exited with status $rc after $(($(date +%s) - start))s"
+for o in "${outputs[@]}"; do
+    src=${o%%:*} dst=${o#*:}
+    if [ -d "$up$src" ]; then
+        mkdir -p "$dst"
+        cp -a "$up$src/." "$dst/"
+    else
+        log "the test left no $src to copy out"
+    fi
+done
 [ ! -e "$scratch/overlay-failed" ] || skip "cannot mount an overlayfs with its upper layer in $SCRATCH_PARENT (set DGECHO_E2E_SCRATCH)"
 
 status_file=$up/var/lib/dgecho-e2e/status
@@ -277,9 +323,11 @@ elif [ "$(cat "$status_file")" != "$rc" ]; then
     [ "$rc" != 0 ] || rc=1
 fi
 if [ "$rc" != 0 ]; then
-    log "---- container journal (journalctl -D $up/var/log/journal) ----"
-    journalctl -D "$up/var/log/journal" --no-pager -o short-monotonic 2>&1 | tail -n "${DGECHO_E2E_JOURNAL_LINES:-400}" >&2 || true
-    log "---- end of container journal ----"
+    if [ -d "$up/var/log/journal" ]; then
+        log "---- container journal (journalctl -D $up/var/log/journal) ----"
+        journalctl -D "$up/var/log/journal" --no-pager -o short-monotonic 2>&1 | tail -n "${DGECHO_E2E_JOURNAL_LINES:-400}" >&2 || true
+        log "---- end of container journal ----"
+    fi
 fi
 [ ! -s "$up/var/lib/dgecho-e2e/summary" ] || head -n 1 "$up/var/lib/dgecho-e2e/summary"
 exit "$rc"
