@@ -8,10 +8,15 @@
 //! (and no `unsafe`) is needed:
 //! - SIGTERM and SIGINT stop the daemon: `STOPPING=1`, the final counters,
 //!   exit 0.
-//! - SIGUSR1 logs the counters and goes on. SIGHUP does the same: dgecho
-//!   has no configuration file to reload, and a daemon that dies on the
-//!   reload signal (the default action) would fail `systemctl reload`
-//!   silently.
+//! - SIGUSR1 logs the counters and goes on. SIGHUP and SIGUSR2 do the
+//!   same: dgecho has no configuration file to reload, and a daemon that
+//!   dies on the reload signal (the default action) would fail `systemctl
+//!   reload` silently.
+//! - The other signals whose default action ends a process without a core
+//!   dump (SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT) stop it
+//!   like SIGTERM, with `STOPPING=1` and the final counters: a stray `kill
+//!   -ALRM` must never end it silently. SIGKILL cannot be caught, and the
+//!   core-dumping ones (SIGQUIT, SIGABRT, ...) keep their meaning.
 
 use std::time::{Duration, Instant};
 
@@ -39,11 +44,21 @@ enum Exit {
     Idle(Duration),
 }
 
-/// The signals that stop the daemon.
-const STOP_SIGNALS: [Signal; 2] = [Signal::SIGTERM, Signal::SIGINT];
+/// The signals that stop the daemon: the usual two, and every other one
+/// whose default action would end it silently.
+const STOP_SIGNALS: [Signal; 8] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGALRM,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGIO,
+    Signal::SIGPWR,
+    Signal::SIGSTKFLT,
+];
 
 /// The signals that make it log its counters and go on.
-const REPORT_SIGNALS: [Signal; 2] = [Signal::SIGUSR1, Signal::SIGHUP];
+const REPORT_SIGNALS: [Signal; 3] = [Signal::SIGUSR1, Signal::SIGHUP, Signal::SIGUSR2];
 
 /// Runs `dgecho serve` until SIGTERM/SIGINT or the idle timeout.
 pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
@@ -126,7 +141,7 @@ fn block_signals() -> Result<SignalFd> {
     }
     signals
         .thread_block()
-        .context("cannot block SIGTERM, SIGINT, SIGUSR1 and SIGHUP")?;
+        .context("cannot block the signals the daemon handles")?;
     SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("cannot create a signalfd")
 }

@@ -184,6 +184,24 @@ fn sigusr1_and_sighup_log_the_counters_and_the_daemon_goes_on() {
     assert_eq!(d.final_stats("SIGTERM"), counted(3, 3));
 }
 
+/// Found by attack: SIGUSR2 and SIGALRM, whose default action ends a
+/// process, killed the daemon with no `STOPPING=1` and no final counters.
+#[test]
+fn no_stray_signal_ends_the_daemon_silently() {
+    let dir = TempDir::new();
+    let (d, path) = unix_daemon(&dir, Daemon::builder());
+    let mut d = d.wait_ready();
+    answers(&path);
+    d.signal(Signal::SIGUSR2);
+    d.wait_log("received SIGUSR2: received 1, answered ");
+    answers(&path);
+    d.signal(Signal::SIGALRM);
+    d.wait_notify("STOPPING=1");
+    let (status, _) = d.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", d.stderr());
+    assert_eq!(d.final_stats("SIGALRM"), counted(2, 2));
+}
+
 #[test]
 fn starts_and_answers_without_proc() {
     if std::process::Command::new("unshare")
