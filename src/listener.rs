@@ -152,6 +152,14 @@ impl Listener {
             .or_else(|| sa.as_sockaddr_in6().map(|s| s.port()))
     }
 
+    /// The IP address a UDP socket is bound to.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        let sa = self.addr.as_ref()?;
+        sa.as_sockaddr_in()
+            .map(|s| std::net::IpAddr::V4(s.ip()))
+            .or_else(|| sa.as_sockaddr_in6().map(|s| std::net::IpAddr::V6(s.ip())))
+    }
+
     /// True when the socket is bound to `0.0.0.0` or `[::]`: only then can a
     /// request arrive at one of several addresses, and the reply must name
     /// which one it comes from.

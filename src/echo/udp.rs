@@ -6,13 +6,17 @@
 //! drops a reply from any other. The destination also tells a datagram
 //! sent to a broadcast or multicast address, which is never answered (see
 //! [`Reason::Broadcast`](super::Reason::Broadcast)). Sockets bound to one
-//! unicast address receive neither, and skip all of this.
+//! unicast address receive neither, and skip all of this. A socket bound
+//! to a broadcast or multicast address (`255.255.255.255`, a subnet's
+//! broadcast address, `224.0.0.1`, ...) receives nothing else: it asks for
+//! the destination too, so that those datagrams are dropped and counted
+//! like the ones that reach a wildcard socket, and a warning says so.
 //!
 //! Every UDP socket counts the datagrams the kernel dropped before dgecho
 //! saw them (`SO_RXQ_OVFL`), so that they show in the counters too.
 
 use std::mem::size_of;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use log::warn;
 use nix::libc;
@@ -151,7 +155,16 @@ fn setup(listener: &Listener, pktinfo_len: usize) -> usize {
              they will not show in the counters"
         ),
     }
-    if listener.is_wildcard() {
+    let group = listener.ip().and_then(group_kind);
+    if let Some(kind) = group {
+        warn!(
+            "{listener} is bound to {kind} address: the datagrams it receives are \
+             never answered, since an echo service that answers them amplifies \
+             forged requests (the Fraggle attack); bind a unicast or wildcard \
+             address instead"
+        );
+    }
+    if listener.is_wildcard() || group.is_some() {
         match enable_pktinfo(listener) {
             Ok(()) => len += cmsg_space(pktinfo_len),
             Err(e) => warn!(
@@ -163,6 +176,31 @@ fn setup(listener: &Listener, pktinfo_len: usize) -> usize {
         }
     }
     len
+}
+
+/// What kind of group address `ip` is, when it is not a unicast one: a
+/// socket bound to it receives only datagrams sent to many hosts at once.
+fn group_kind(ip: IpAddr) -> Option<&'static str> {
+    let v4 = match ip {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) if a.is_multicast() => return Some("a multicast"),
+        IpAddr::V6(a) => a.to_ipv4_mapped()?,
+    };
+    if v4.is_multicast() {
+        return Some("a multicast");
+    }
+    if v4.is_broadcast() {
+        return Some("the broadcast");
+    }
+    let subnet_broadcast = nix::ifaddrs::getifaddrs().is_ok_and(|mut ifs| {
+        ifs.any(|i| {
+            i.broadcast
+                .as_ref()
+                .and_then(|b| b.as_sockaddr_in())
+                .is_some_and(|b| b.ip() == v4)
+        })
+    });
+    subnet_broadcast.then_some("a subnet's broadcast")
 }
 
 /// Asks the kernel for each datagram's destination address.
