@@ -275,9 +275,23 @@ fn a_huge_watchdog_usec_is_bounded() {
 
 #[test]
 fn one_users_unread_replies_never_silence_another_user() {
+    unread_replies_of_one_user(1);
+}
+
+/// Found by attack: with `--workers 4`, each worker allowed a user half of
+/// the whole send buffer by its own estimate, so one user's unread replies,
+/// spread over the workers, filled it and nobody else was answered.
+#[test]
+fn one_users_unread_replies_never_silence_another_user_with_four_workers() {
+    unread_replies_of_one_user(4);
+}
+
+fn unread_replies_of_one_user(workers: u32) {
     let dir = TempDir::new();
     chmod(&dir.0, 0o755);
-    let (mut d, path) = unix_echo(&dir, "echo.sock");
+    let builder = Daemon::builder().args(&["--workers", &workers.to_string()]);
+    let (d, path) = unix_daemon(&dir, builder);
+    let mut d = d.wait_ready();
     chmod(&path, 0o666);
     // Root sends full-size datagrams from 40 sockets and never reads the
     // replies: 400 of 65,000 bytes, three times the daemon's send buffer.
