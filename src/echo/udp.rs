@@ -16,7 +16,7 @@
 //! saw them (`SO_RXQ_OVFL`), so that they show in the counters too.
 
 use std::mem::size_of;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use log::warn;
 use nix::libc;
@@ -155,7 +155,7 @@ fn setup(listener: &Listener, pktinfo_len: usize) -> usize {
              they will not show in the counters"
         ),
     }
-    let group = listener.ip().and_then(group_kind);
+    let group = listener.ip().and_then(crate::addr::group_kind);
     if let Some(kind) = group {
         warn!(
             "{listener} is bound to {kind} address: the datagrams it receives are \
@@ -176,31 +176,6 @@ fn setup(listener: &Listener, pktinfo_len: usize) -> usize {
         }
     }
     len
-}
-
-/// What kind of group address `ip` is, when it is not a unicast one: a
-/// socket bound to it receives only datagrams sent to many hosts at once.
-fn group_kind(ip: IpAddr) -> Option<&'static str> {
-    let v4 = match ip {
-        IpAddr::V4(a) => a,
-        IpAddr::V6(a) if a.is_multicast() => return Some("a multicast"),
-        IpAddr::V6(a) => a.to_ipv4_mapped()?,
-    };
-    if v4.is_multicast() {
-        return Some("a multicast");
-    }
-    if v4.is_broadcast() {
-        return Some("the broadcast");
-    }
-    let subnet_broadcast = nix::ifaddrs::getifaddrs().is_ok_and(|mut ifs| {
-        ifs.any(|i| {
-            i.broadcast
-                .as_ref()
-                .and_then(|b| b.as_sockaddr_in())
-                .is_some_and(|b| b.ip() == v4)
-        })
-    });
-    subnet_broadcast.then_some("a subnet's broadcast")
 }
 
 /// Asks the kernel for each datagram's destination address.
