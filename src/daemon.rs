@@ -66,9 +66,9 @@ pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
     // Take the passed-in fds before opening anything: a new fd (such as the
     // notify socket's) would otherwise reuse the number of a passed fd that
     // turned out to be closed, and be mistaken for it.
-    let listeners = gather(args, inherited)?;
+    let listeners = gather(args, inherited).map_err(limit_hint)?;
     let notifier = &Notifier::from_env();
-    let sigfd = block_signals()?;
+    let sigfd = block_signals().map_err(limit_hint)?;
     let opts = Options {
         reply: args.reply,
         guard_ports: args.guard_ports.0.clone(),
@@ -77,7 +77,7 @@ pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
         spare_loopback: args.rate().1,
     };
     let count = listeners.len();
-    let server = Server::start(listeners, &opts)?;
+    let server = Server::start(listeners, &opts).map_err(limit_hint)?;
     announce(args, count);
     notifier.ready(&Stats::default().to_string());
 
@@ -94,6 +94,40 @@ pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
         Ok(_) => result,
         Err(e) => Err(e),
     }
+}
+
+/// Names the limit behind a start-up failure that a setting caused: too
+/// few file descriptors (`EMFILE`) or threads (`EAGAIN` from a thread
+/// start) for the sockets and `--workers` asked for. Such a failure is a
+/// configuration error (exit status 6), and the bare errno says neither
+/// which limit nor how to raise it.
+fn limit_hint(err: anyhow::Error) -> anyhow::Error {
+    use nix::errno::Errno;
+    use nix::sys::resource::{Resource, getrlimit};
+    let errno = err.chain().find_map(|c| {
+        c.downcast_ref::<Errno>().copied().or_else(|| {
+            c.downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::raw_os_error)
+                .map(Errno::from_raw)
+        })
+    });
+    let threads = err.chain().any(|c| c.to_string().contains("worker thread"));
+    let hint = match errno {
+        Some(Errno::EMFILE) => {
+            let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(0, |(soft, _)| soft);
+            format!(
+                "out of file descriptors: this process may open only {soft} \
+                 (RLIMIT_NOFILE); raise LimitNOFILE= in the service unit (or ulimit -n), \
+                 or serve fewer sockets"
+            )
+        }
+        Some(Errno::EAGAIN) if threads => "the system refused another thread: lower --workers \
+             (it starts that many threads per socket), or raise TasksMax= or LimitNPROC= \
+             in the service unit"
+            .to_string(),
+        _ => return err,
+    };
+    exit::not_configured(err.context(hint))
 }
 
 /// The sockets to serve: systemd's, then `--listen`, else the defaults.

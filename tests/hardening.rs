@@ -5,6 +5,7 @@
 use std::net::UdpSocket;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixDatagram;
+use std::process::Command;
 use std::time::Duration;
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -350,4 +351,42 @@ fn datagrams_the_kernel_drops_are_counted() {
     let fin = d.final_stats("SIGTERM");
     assert!(fin[Reason::KernelDropped] > 0, "{fin}");
     assert_eq!(fin.received, fin.answered + fin.dropped(), "{fin}");
+}
+
+/// Found by attack as a careless operator: too low a file or thread limit
+/// for the sockets and `--workers` asked for failed with a bare "EMFILE"
+/// or "Resource temporarily unavailable" and exit status 1. The error now
+/// names the limit and the setting that raises it, as a configuration
+/// error (exit 6).
+#[test]
+fn too_low_fd_or_thread_limits_are_named() {
+    let mut fds = Command::new("prlimit");
+    fds.args(["--nofile=8", BIN, "serve"]);
+    for _ in 0..5 {
+        fds.args(["--listen", "udp:127.0.0.1:0"]);
+    }
+    let (code, _, err) = run_with(&mut fds, &[], None);
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("dgecho: error: out of file descriptors: this process may open only 8"),
+        "{err}"
+    );
+    assert!(err.contains("LimitNOFILE="), "{err}");
+
+    let mut threads = Command::new("prlimit");
+    threads.args([
+        "--nproc=1",
+        BIN,
+        "serve",
+        "--workers",
+        "8",
+        "--listen",
+        "udp:127.0.0.1:0",
+    ]);
+    let (code, _, err) = run_with(as_nobody(&mut threads), &[], None);
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("dgecho: error: the system refused another thread: lower --workers"),
+        "{err}"
+    );
 }
