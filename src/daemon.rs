@@ -28,6 +28,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::AsFd;
 
 use crate::activation::{self, Inherited};
+use crate::addr::Addr;
 use crate::cli::ServeArgs;
 use crate::echo::{Options, Server, Stats, TICK};
 use crate::listener::{Listener, SocketFile};
@@ -133,6 +134,20 @@ fn limit_hint(err: anyhow::Error) -> anyhow::Error {
 /// The sockets to serve: systemd's, then `--listen`, else the defaults.
 /// Any failure here is a configuration error (exit status 6).
 fn gather(args: &ServeArgs, inherited: Inherited) -> Result<Vec<Listener>> {
+    // The same address twice would fail to bind as if "another server"
+    // held it, when the other one is this very command line. (UDP port 0
+    // is a new ephemeral port each time.)
+    for (i, addr) in args.listen.iter().enumerate() {
+        if matches!(addr, Addr::Udp { port: 0, .. }) {
+            continue;
+        }
+        if let Some(first) = args.listen[..i].iter().find(|a| *a == addr) {
+            return Err(exit::usage(anyhow::anyhow!(
+                "--listen {addr} names the same address as --listen {first}: give each \
+                 address once"
+            )));
+        }
+    }
     let mut listeners = activation::listeners(inherited).map_err(exit::not_configured)?;
     let passed = listeners.len();
     let file = SocketFile {

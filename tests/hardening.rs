@@ -390,3 +390,24 @@ fn too_low_fd_or_thread_limits_are_named() {
         "{err}"
     );
 }
+
+/// Found by attack as a careless operator: the same `--listen` address
+/// twice failed as if "another server" held it, when the other one was
+/// the same command line. It is now a usage error that says so.
+#[test]
+fn the_same_listen_address_twice_is_a_usage_error() {
+    let dir = TempDir::new();
+    let path = dir.join("twice.sock");
+    let p = path.display().to_string();
+    for (a, b) in [
+        ("udp:127.0.0.1:9".to_string(), "127.0.0.1:9".to_string()),
+        (format!("unix:{p}"), p.clone()),
+        ("unix:@dgecho-twice".into(), "unix:@dgecho-twice".into()),
+    ] {
+        let (code, _, err) = run(&["serve", "--listen", &a, "--listen", &b], &[]);
+        assert_eq!(code, 2, "{a} {b}: {err}");
+        assert!(err.contains("names the same address as --listen"), "{err}");
+        assert!(!err.contains("another server"), "{err}");
+    }
+    assert!(!exists(&path), "nothing was bound");
+}
