@@ -180,11 +180,22 @@ fn check(raw: RawFd, name: String) -> Result<Listener> {
         Some(AddressFamily::Unix) => Family::Unix,
         Some(AddressFamily::Inet) => Family::Inet,
         Some(AddressFamily::Inet6) => Family::Inet6,
-        other => bail!(
-            "fd {raw} (name {name:?}) from systemd is a datagram socket of family {other:?}; {expected}"
-        ),
+        other => {
+            let other = other.map_or_else(|| "unknown".to_string(), |f| format!("{f:?}"));
+            bail!(
+                "fd {raw} (name {name:?}) from systemd is a datagram socket of family {other}; \
+                 {expected}"
+            )
+        }
     };
     prepare(&fd, raw, &name, family)?;
+    if unreachable(&fd, &local) {
+        warn!(
+            "fd {raw} (name {name:?}) from systemd is not bound to any address: no client \
+             can send to it, so nothing will be answered there; give ListenDatagram= an \
+             address or a path in the .socket unit"
+        );
+    }
     Ok(Listener::with_addr(fd, family, name, Some(local)))
 }
 
@@ -216,6 +227,20 @@ fn prepare(fd: &OwnedFd, raw: RawFd, name: &str, family: Family) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// True when no client can send to the socket: neither bound (a UDP
+/// socket on port 0, a Unix socket with no name) nor connected to a peer
+/// (which could send to it, as the other end of a socketpair does).
+fn unreachable(fd: &OwnedFd, local: &SockaddrStorage) -> bool {
+    let unbound = if let Some(u) = local.as_unix_addr() {
+        u.path().is_none() && u.as_abstract().is_none()
+    } else if let Some(a) = local.as_sockaddr_in() {
+        a.port() == 0
+    } else {
+        local.as_sockaddr_in6().is_some_and(|a| a.port() == 0)
+    };
+    unbound && getpeername::<SockaddrStorage>(fd.as_raw_fd()).is_err()
 }
 
 /// What a non-socket fd is: its path when `/proc` can tell, else its kind.

@@ -189,6 +189,31 @@ impl Addr {
     }
 }
 
+/// What kind of group address `ip` is, when it is not a unicast one: a
+/// socket bound to it receives only datagrams sent to many hosts at once.
+pub fn group_kind(ip: std::net::IpAddr) -> Option<&'static str> {
+    let v4 = match ip {
+        std::net::IpAddr::V4(a) => a,
+        std::net::IpAddr::V6(a) if a.is_multicast() => return Some("a multicast"),
+        std::net::IpAddr::V6(a) => a.to_ipv4_mapped()?,
+    };
+    if v4.is_multicast() {
+        return Some("a multicast");
+    }
+    if v4.is_broadcast() {
+        return Some("the broadcast");
+    }
+    let subnet_broadcast = nix::ifaddrs::getifaddrs().is_ok_and(|mut ifs| {
+        ifs.any(|i| {
+            i.broadcast
+                .as_ref()
+                .and_then(|b| b.as_sockaddr_in())
+                .is_some_and(|b| b.ip() == v4)
+        })
+    });
+    subnet_broadcast.then_some("a subnet's broadcast")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,10 +8,15 @@
 //! (and no `unsafe`) is needed:
 //! - SIGTERM and SIGINT stop the daemon: `STOPPING=1`, the final counters,
 //!   exit 0.
-//! - SIGUSR1 logs the counters and goes on. SIGHUP does the same: dgecho
-//!   has no configuration file to reload, and a daemon that dies on the
-//!   reload signal (the default action) would fail `systemctl reload`
-//!   silently.
+//! - SIGUSR1 logs the counters and goes on. SIGHUP and SIGUSR2 do the
+//!   same: dgecho has no configuration file to reload, and a daemon that
+//!   dies on the reload signal (the default action) would fail `systemctl
+//!   reload` silently.
+//! - The other signals whose default action ends a process without a core
+//!   dump (SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT) stop it
+//!   like SIGTERM, with `STOPPING=1` and the final counters: a stray `kill
+//!   -ALRM` must never end it silently. SIGKILL cannot be caught, and the
+//!   core-dumping ones (SIGQUIT, SIGABRT, ...) keep their meaning.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +28,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::AsFd;
 
 use crate::activation::{self, Inherited};
+use crate::addr::Addr;
 use crate::cli::ServeArgs;
 use crate::echo::{Options, Server, Stats, TICK};
 use crate::listener::{Listener, SocketFile};
@@ -39,11 +45,21 @@ enum Exit {
     Idle(Duration),
 }
 
-/// The signals that stop the daemon.
-const STOP_SIGNALS: [Signal; 2] = [Signal::SIGTERM, Signal::SIGINT];
+/// The signals that stop the daemon: the usual two, and every other one
+/// whose default action would end it silently.
+const STOP_SIGNALS: [Signal; 8] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGALRM,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGIO,
+    Signal::SIGPWR,
+    Signal::SIGSTKFLT,
+];
 
 /// The signals that make it log its counters and go on.
-const REPORT_SIGNALS: [Signal; 2] = [Signal::SIGUSR1, Signal::SIGHUP];
+const REPORT_SIGNALS: [Signal; 3] = [Signal::SIGUSR1, Signal::SIGHUP, Signal::SIGUSR2];
 
 /// Runs `dgecho serve` until SIGTERM/SIGINT or the idle timeout.
 pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
@@ -51,9 +67,9 @@ pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
     // Take the passed-in fds before opening anything: a new fd (such as the
     // notify socket's) would otherwise reuse the number of a passed fd that
     // turned out to be closed, and be mistaken for it.
-    let listeners = gather(args, inherited)?;
+    let listeners = gather(args, inherited).map_err(limit_hint)?;
     let notifier = &Notifier::from_env();
-    let sigfd = block_signals()?;
+    let sigfd = block_signals().map_err(limit_hint)?;
     let opts = Options {
         reply: args.reply,
         guard_ports: args.guard_ports.0.clone(),
@@ -63,7 +79,7 @@ pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
         gso: args.gso,
     };
     let count = listeners.len();
-    let server = Server::start(listeners, &opts)?;
+    let server = Server::start(listeners, &opts).map_err(limit_hint)?;
     announce(args, count);
     notifier.ready(&Stats::default().to_string());
 
@@ -82,9 +98,57 @@ pub fn run(args: &ServeArgs, inherited: Inherited) -> Result<()> {
     }
 }
 
+/// Names the limit behind a start-up failure that a setting caused: too
+/// few file descriptors (`EMFILE`) or threads (`EAGAIN` from a thread
+/// start) for the sockets and `--workers` asked for. Such a failure is a
+/// configuration error (exit status 6), and the bare errno says neither
+/// which limit nor how to raise it.
+fn limit_hint(err: anyhow::Error) -> anyhow::Error {
+    use nix::errno::Errno;
+    use nix::sys::resource::{Resource, getrlimit};
+    let errno = err.chain().find_map(|c| {
+        c.downcast_ref::<Errno>().copied().or_else(|| {
+            c.downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::raw_os_error)
+                .map(Errno::from_raw)
+        })
+    });
+    let threads = err.chain().any(|c| c.to_string().contains("worker thread"));
+    let hint = match errno {
+        Some(Errno::EMFILE) => {
+            let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(0, |(soft, _)| soft);
+            format!(
+                "out of file descriptors: this process may open only {soft} \
+                 (RLIMIT_NOFILE); raise LimitNOFILE= in the service unit (or ulimit -n), \
+                 or serve fewer sockets"
+            )
+        }
+        Some(Errno::EAGAIN) if threads => "the system refused another thread: lower --workers \
+             (it starts that many threads per socket), or raise TasksMax= or LimitNPROC= \
+             in the service unit"
+            .to_string(),
+        _ => return err,
+    };
+    exit::not_configured(err.context(hint))
+}
+
 /// The sockets to serve: systemd's, then `--listen`, else the defaults.
 /// Any failure here is a configuration error (exit status 6).
 fn gather(args: &ServeArgs, inherited: Inherited) -> Result<Vec<Listener>> {
+    // The same address twice would fail to bind as if "another server"
+    // held it, when the other one is this very command line. (UDP port 0
+    // is a new ephemeral port each time.)
+    for (i, addr) in args.listen.iter().enumerate() {
+        if matches!(addr, Addr::Udp { port: 0, .. }) {
+            continue;
+        }
+        if let Some(first) = args.listen[..i].iter().find(|a| *a == addr) {
+            return Err(exit::usage(anyhow::anyhow!(
+                "--listen {addr} names the same address as --listen {first}: give each \
+                 address once"
+            )));
+        }
+    }
     let mut listeners = activation::listeners(inherited).map_err(exit::not_configured)?;
     let passed = listeners.len();
     let file = SocketFile {
@@ -127,7 +191,7 @@ fn block_signals() -> Result<SignalFd> {
     }
     signals
         .thread_block()
-        .context("cannot block SIGTERM, SIGINT, SIGUSR1 and SIGHUP")?;
+        .context("cannot block the signals the daemon handles")?;
     SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("cannot create a signalfd")
 }

@@ -152,6 +152,14 @@ impl Listener {
             .or_else(|| sa.as_sockaddr_in6().map(|s| s.port()))
     }
 
+    /// The IP address a UDP socket is bound to.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        let sa = self.addr.as_ref()?;
+        sa.as_sockaddr_in()
+            .map(|s| std::net::IpAddr::V4(s.ip()))
+            .or_else(|| sa.as_sockaddr_in6().map(|s| std::net::IpAddr::V6(s.ip())))
+    }
+
     /// True when the socket is bound to `0.0.0.0` or `[::]`: only then can a
     /// request arrive at one of several addresses, and the reply must name
     /// which one it comes from.
@@ -297,10 +305,27 @@ fn bind_unix_path(path: &Path, name: String, file: &SocketFile) -> Result<Listen
                     UnixDatagram::bind(path)
                         .with_context(|| format!("cannot bind {}", path.display()))?
                 }
-                _ => bail!(
-                    "cannot bind {}: another server is already answering on it; stop it or choose another path",
-                    path.display()
-                ),
+                _ => {
+                    use std::os::unix::fs::MetadataExt;
+                    let me = nix::unistd::geteuid().as_raw();
+                    if meta.uid() != me {
+                        let user = nix::unistd::User::from_uid(meta.uid().into())
+                            .ok()
+                            .flatten()
+                            .map_or_else(|| meta.uid().to_string(), |u| u.name);
+                        bail!(
+                            "cannot bind {}: another user's server ({user}) is answering on it, \
+                             not yours: in a shared directory such as /tmp anyone can take a \
+                             path first; choose a path in a directory only you can write \
+                             (set XDG_RUNTIME_DIR, or --listen)",
+                            path.display()
+                        );
+                    }
+                    bail!(
+                        "cannot bind {}: another server is already answering on it; stop it or choose another path",
+                        path.display()
+                    )
+                }
             }
         }
         Err(e) => {

@@ -244,3 +244,61 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         })
         .ok_or(())
 }
+
+/// Found by attack as a careless operator: a passed socket that nobody can
+/// send to (an unbound UDP or Unix datagram socket) was served without a
+/// word, and the daemon answered nothing there; a netlink socket was
+/// refused with Rust's debug text "family Some(Netlink)".
+#[test]
+fn unreachable_sockets_are_warned_about_and_odd_families_named() {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
+    let udp = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    let unix = socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    let (a, _b) = UnixDatagram::pair().unwrap();
+    let d = Daemon::builder()
+        .socket(udp, "lost4")
+        .socket(unix, "lostunix")
+        .socket(a, "pair")
+        .spawn()
+        .wait_ready();
+    // The warnings come before the "ready" line, which the log shows last.
+    let log = d.wait_log("ready: answering on 3 sockets");
+    for name in ["lost4", "lostunix"] {
+        assert!(
+            log.contains(&format!(
+                "(name \"{name}\") from systemd is not bound to any address: no client can send to it"
+            )),
+            "{log}"
+        );
+    }
+    assert!(
+        !log.contains("(name \"pair\") from systemd is not bound"),
+        "{log}"
+    );
+
+    let netlink = socket(
+        AddressFamily::Netlink,
+        SockType::Datagram,
+        SockFlag::empty(),
+        SockProtocol::NetlinkRoute,
+    )
+    .unwrap();
+    let mut d = Daemon::builder().socket(netlink, "nl").spawn();
+    let err = refused(&mut d);
+    assert!(
+        err.contains("from systemd is a datagram socket of family Netlink; expected"),
+        "{err}"
+    );
+}

@@ -57,6 +57,27 @@ fn address_typos_exit_2_with_did_you_mean_and_send_nothing() {
     }
 }
 
+/// Found by attack: a new user's `dgecho client 255.255.255.255:7 hi`
+/// failed with a bare "Permission denied", `224.0.0.1:7` waited for the
+/// timeout and blamed a firewall, and port 0 exited 1 though it is a
+/// usage error like `host:-1`. Each is now refused before anything is
+/// sent, with exit 2 and a reason.
+#[test]
+fn broadcast_multicast_and_port_0_targets_are_usage_errors() {
+    for (target, reason) in [
+        ("255.255.255.255:7", "is the broadcast address"),
+        ("udp:224.0.0.1:7", "is a multicast address"),
+        ("[ff02::1]:7", "is a multicast address"),
+        ("[::ffff:239.1.2.3]:7", "is a multicast address"),
+        ("127.0.0.1:0", "cannot send to port 0"),
+    ] {
+        let (code, out, err) = run(&["client", "--timeout", "5s", target, "hi"], &[]);
+        assert_eq!((code, out.as_str()), (2, ""), "{target}: {err}");
+        assert!(err.starts_with("dgecho: error: "), "{target}: {err}");
+        assert!(err.contains(reason), "{target}: {err}");
+    }
+}
+
 #[test]
 fn double_dash_sends_a_message_that_looks_like_an_address() {
     let dir = TempDir::new();

@@ -106,3 +106,45 @@ fn lists_each_socket_whose_it_is_and_why_it_cannot_be_used() {
     );
     assert!(!err.contains("does not exist"), "{err}");
 }
+
+/// Found by attack as a hostile local user: nobody binds `dgecho-0.sock`
+/// in the shared temporary directory before root does. Root's `dgecho
+/// client` then took nobody's replies for its own daemon's (exit 0), and
+/// root's `dgecho serve` failed with "another server is already answering
+/// on it", not saying whose. The client now refuses a `dgecho-UID.sock`
+/// that belongs to neither that user nor root, and serve names the owner.
+#[test]
+fn a_socket_squatted_by_another_user_is_not_trusted() {
+    if packaged_socket_exists() || !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    let tmp = TempDir::new();
+    chmod(&tmp.0, 0o1777);
+    let path = tmp.join("dgecho-0.sock");
+    let _squatter = Daemon::builder()
+        .user(NOBODY, NOBODY)
+        .args(&["--reply", "echo", "--socket-mode", "0666", "--listen"])
+        .arg(format!("unix:{}", path.display()))
+        .spawn()
+        .wait_ready();
+    let (code, out, err) = client(&tmp.0, false, &["hello"]);
+    assert_ne!(out, "hello\n", "the client took the squatter's reply");
+    if code != 0 {
+        assert!(
+            err.contains(
+                "dgecho-0.sock (owner nobody): not used: it belongs to nobody, not to root"
+            ),
+            "{err}"
+        );
+    }
+    let mut serve = Command::new(BIN);
+    serve
+        .args(["serve", "--listen"])
+        .arg(format!("unix:{}", path.display()));
+    let (code, _, err) = run_with(&mut serve, &[], None);
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("another user's server (nobody) is answering on it, not yours"),
+        "{err}"
+    );
+}

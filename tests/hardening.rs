@@ -5,6 +5,7 @@
 use std::net::UdpSocket;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixDatagram;
+use std::process::Command;
 use std::time::Duration;
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -184,6 +185,24 @@ fn sigusr1_and_sighup_log_the_counters_and_the_daemon_goes_on() {
     assert_eq!(d.final_stats("SIGTERM"), counted(3, 3));
 }
 
+/// Found by attack: SIGUSR2 and SIGALRM, whose default action ends a
+/// process, killed the daemon with no `STOPPING=1` and no final counters.
+#[test]
+fn no_stray_signal_ends_the_daemon_silently() {
+    let dir = TempDir::new();
+    let (d, path) = unix_daemon(&dir, Daemon::builder());
+    let mut d = d.wait_ready();
+    answers(&path);
+    d.signal(Signal::SIGUSR2);
+    d.wait_log("received SIGUSR2: received 1, answered ");
+    answers(&path);
+    d.signal(Signal::SIGALRM);
+    d.wait_notify("STOPPING=1");
+    let (status, _) = d.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", d.stderr());
+    assert_eq!(d.final_stats("SIGALRM"), counted(2, 2));
+}
+
 #[test]
 fn starts_and_answers_without_proc() {
     if std::process::Command::new("unshare")
@@ -257,9 +276,23 @@ fn a_huge_watchdog_usec_is_bounded() {
 
 #[test]
 fn one_users_unread_replies_never_silence_another_user() {
+    unread_replies_of_one_user(1);
+}
+
+/// Found by attack: with `--workers 4`, each worker allowed a user half of
+/// the whole send buffer by its own estimate, so one user's unread replies,
+/// spread over the workers, filled it and nobody else was answered.
+#[test]
+fn one_users_unread_replies_never_silence_another_user_with_four_workers() {
+    unread_replies_of_one_user(4);
+}
+
+fn unread_replies_of_one_user(workers: u32) {
     let dir = TempDir::new();
     chmod(&dir.0, 0o755);
-    let (mut d, path) = unix_echo(&dir, "echo.sock");
+    let builder = Daemon::builder().args(&["--workers", &workers.to_string()]);
+    let (d, path) = unix_daemon(&dir, builder);
+    let mut d = d.wait_ready();
     chmod(&path, 0o666);
     // Root sends full-size datagrams from 40 sockets and never reads the
     // replies: 400 of 65,000 bytes, three times the daemon's send buffer.
@@ -318,4 +351,63 @@ fn datagrams_the_kernel_drops_are_counted() {
     let fin = d.final_stats("SIGTERM");
     assert!(fin[Reason::KernelDropped] > 0, "{fin}");
     assert_eq!(fin.received, fin.answered + fin.dropped(), "{fin}");
+}
+
+/// Found by attack as a careless operator: too low a file or thread limit
+/// for the sockets and `--workers` asked for failed with a bare "EMFILE"
+/// or "Resource temporarily unavailable" and exit status 1. The error now
+/// names the limit and the setting that raises it, as a configuration
+/// error (exit 6).
+#[test]
+fn too_low_fd_or_thread_limits_are_named() {
+    let mut fds = Command::new("prlimit");
+    fds.args(["--nofile=8", BIN, "serve"]);
+    for _ in 0..5 {
+        fds.args(["--listen", "udp:127.0.0.1:0"]);
+    }
+    let (code, _, err) = run_with(&mut fds, &[], None);
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("dgecho: error: out of file descriptors: this process may open only 8"),
+        "{err}"
+    );
+    assert!(err.contains("LimitNOFILE="), "{err}");
+
+    let mut threads = Command::new("prlimit");
+    threads.args([
+        "--nproc=1",
+        BIN,
+        "serve",
+        "--workers",
+        "8",
+        "--listen",
+        "udp:127.0.0.1:0",
+    ]);
+    let (code, _, err) = run_with(as_nobody(&mut threads), &[], None);
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("dgecho: error: the system refused another thread: lower --workers"),
+        "{err}"
+    );
+}
+
+/// Found by attack as a careless operator: the same `--listen` address
+/// twice failed as if "another server" held it, when the other one was
+/// the same command line. It is now a usage error that says so.
+#[test]
+fn the_same_listen_address_twice_is_a_usage_error() {
+    let dir = TempDir::new();
+    let path = dir.join("twice.sock");
+    let p = path.display().to_string();
+    for (a, b) in [
+        ("udp:127.0.0.1:9".to_string(), "127.0.0.1:9".to_string()),
+        (format!("unix:{p}"), p.clone()),
+        ("unix:@dgecho-twice".into(), "unix:@dgecho-twice".into()),
+    ] {
+        let (code, _, err) = run(&["serve", "--listen", &a, "--listen", &b], &[]);
+        assert_eq!(code, 2, "{a} {b}: {err}");
+        assert!(err.contains("names the same address as --listen"), "{err}");
+        assert!(!err.contains("another server"), "{err}");
+    }
+    assert!(!exists(&path), "nothing was bound");
 }

@@ -238,3 +238,56 @@ fn broadcast_and_multicast_datagrams_are_never_answered() {
         drop(member);
     });
 }
+
+/// Found by attack: a socket bound to a broadcast or multicast address
+/// itself (a subnet's broadcast address, 255.255.255.255, 224.0.0.1),
+/// rather than to the wildcard, answered every datagram sent there: the
+/// Fraggle attack again, through a careless `ListenDatagram=` or
+/// `--listen`. Such sockets now ask for each destination too, drop and
+/// count those datagrams, and a warning says why at start-up.
+#[test]
+fn sockets_bound_to_a_group_address_never_answer() {
+    let (a, b) = match veth_pair() {
+        Ok(p) => p,
+        Err(why) => return cannot_run(&why),
+    };
+    a.run(|| {
+        let subnet = UdpSocket::bind("10.77.0.255:0").unwrap();
+        let all = UdpSocket::bind("255.255.255.255:0").unwrap();
+        // All hosts: every multicast-capable interface is a member.
+        let group = UdpSocket::bind("224.0.0.1:0").unwrap();
+        let ports = [&subnet, &all, &group].map(|s| s.local_addr().unwrap().port());
+        let mut d = Daemon::builder()
+            .socket(subnet, "subnet")
+            .socket(all, "all")
+            .socket(group, "group")
+            .spawn()
+            .wait_ready();
+        b.run(|| {
+            let c = UdpSocket::bind("10.77.0.2:0").unwrap();
+            c.set_broadcast(true).unwrap();
+            for (to, port) in ["10.77.0.255", "255.255.255.255", "224.0.0.1"]
+                .into_iter()
+                .zip(ports)
+            {
+                c.send_to(b"to all", (to, port)).unwrap();
+            }
+            let s = d.wait_stats(|s| s.received == 3);
+            assert_eq!(
+                s,
+                crate::util::counted(3, 0).with(dgecho::echo::Reason::Broadcast, 3),
+                "{}",
+                d.stderr()
+            );
+            c.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 16];
+            assert!(c.recv_from(&mut buf).is_err(), "no reply");
+        });
+        let log = d.wait_log("is bound to a multicast address");
+        assert!(log.contains("is bound to the broadcast address"), "{log}");
+        assert!(
+            log.contains("is bound to a subnet's broadcast address"),
+            "{log}"
+        );
+    });
+}

@@ -110,13 +110,40 @@ pub fn probe_all(paths: &[PathBuf]) -> Vec<Found> {
     paths
         .iter()
         .filter_map(|p| {
-            let state = probe(p, &bound)?;
+            let mut state = probe(p, &bound)?;
+            if state == State::Usable {
+                if let Some(why) = squatted(p) {
+                    state = State::Unusable(why);
+                }
+            }
             Some(Found {
                 path: p.clone(),
                 state,
             })
         })
         .collect()
+}
+
+/// Why a `dgecho-UID.sock` must not be trusted: its file belongs to
+/// neither the user its name gives nor root. In a shared directory such as
+/// /tmp any user can bind that name first and answer in that user's place.
+fn squatted(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let name = path.file_name()?.to_str()?;
+    let uid: u32 = name
+        .strip_prefix("dgecho-")?
+        .strip_suffix(".sock")?
+        .parse()
+        .ok()?;
+    let owner = std::fs::symlink_metadata(path).ok()?.uid();
+    (owner != uid && owner != 0).then(|| {
+        format!(
+            "not used: it belongs to {}, not to {} whose name it bears, so another user \
+             may have taken the path to answer in their place",
+            user_name(owner),
+            user_name(uid)
+        )
+    })
 }
 
 fn probe(path: &Path, bound: &HashSet<PathBuf>) -> Option<State> {
@@ -177,12 +204,16 @@ const STALE: &str =
 fn report(found: &[Found]) -> anyhow::Error {
     if found.is_empty() {
         return anyhow!(
-            "no dgecho socket found: looked for {PACKAGED_SOCKET}, {}, dgecho-UID.sock in {} \
-             and /tmp, and {RUNTIME_DIRS}/UID/{SOCKET_NAME}. Is the daemon running? Start it \
+            "no dgecho socket found: looked for {PACKAGED_SOCKET}, {}, dgecho-UID.sock in {}, \
+             and {RUNTIME_DIRS}/UID/{SOCKET_NAME}. Is the daemon running? Start it \
              with `dgecho serve` (by hand) or `sudo systemctl start dgecho.socket` (packaged), \
              or give the address: dgecho client ADDR MESSAGE",
             defaults::unix_path().display(),
-            std::env::temp_dir().display()
+            if std::env::temp_dir() == Path::new("/tmp") {
+                "/tmp".to_string()
+            } else {
+                format!("{} and /tmp", std::env::temp_dir().display())
+            }
         );
     }
     let mut lines = vec![format!(

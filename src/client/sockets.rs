@@ -6,7 +6,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use nix::sys::socket::{setsockopt, sockopt};
 
 use super::Peer;
@@ -66,7 +66,19 @@ pub(crate) fn udp_socket(target: &Addr) -> Result<(UdpSocket, SocketAddr)> {
         .resolve()
         .with_context(|| format!("cannot resolve the host of {target}"))?;
     if let Addr::Udp { port: 0, .. } = target {
-        bail!("cannot send to port 0 of {target}: give the port the daemon listens on");
+        return Err(crate::exit::usage(anyhow!(
+            "cannot send to port 0 of {target}: give the port the daemon listens on"
+        )));
+    }
+    if let Some((kind, ip)) = addrs
+        .iter()
+        .find_map(|sa| crate::addr::group_kind(sa.ip()).map(|k| (k, sa.ip())))
+    {
+        return Err(crate::exit::usage(anyhow!(
+            "{target} is {kind} address ({ip}): echo services answer one host at a \
+             time, and dgecho never answers datagrams sent to many hosts at once, since \
+             that would amplify forged requests; give one host's address"
+        )));
     }
     let mut last = None;
     for sa in addrs {

@@ -170,7 +170,7 @@ pub struct Bucket<'a> {
 }
 
 /// A user's share of the send buffer, for a reply of `cost` bytes to
-/// `uid` (see [`super::unread`]).
+/// `uid` (see [`Ledger`]).
 pub struct Share<'a> {
     pub ledger: &'a Ledger,
     pub uid: u32,

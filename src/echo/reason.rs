@@ -23,7 +23,7 @@ pub enum Reason {
     /// traffic (the Fraggle attack, CERT CA-1996-01).
     Broadcast,
     /// The sender's user has too many replies not read yet
-    /// ([`super::unread`]).
+    /// ([`Ledger`](super::Ledger)).
     Unread,
     /// Dropped by the kernel before dgecho saw it: the receive queue was
     /// full (`SO_RXQ_OVFL`).

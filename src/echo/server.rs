@@ -46,6 +46,8 @@ struct Socket {
     /// The control-message room a datagram needs ([`Transport::setup`]).
     cmsg_len: usize,
     kernel_dropped: AtomicU32,
+    /// How many workers serve it.
+    workers: usize,
 }
 
 impl Default for Options {
@@ -104,6 +106,7 @@ impl Server {
                 listener,
                 cmsg_len,
                 kernel_dropped: AtomicU32::new(0),
+                workers: per_socket,
             });
             for w in 0..per_socket {
                 let label = if per_socket == 1 {
@@ -193,6 +196,7 @@ fn spawn(
                 stop: &stop,
                 kernel_dropped: &socket.kernel_dropped,
                 cmsg_len: socket.cmsg_len,
+                workers: socket.workers,
             };
             let r = match listener.family() {
                 Family::Unix => serve::<Unix>(&job),

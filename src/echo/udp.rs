@@ -6,7 +6,11 @@
 //! drops a reply from any other. The destination also tells a datagram
 //! sent to a broadcast or multicast address, which is never answered (see
 //! [`Reason::Broadcast`](super::Reason::Broadcast)). Sockets bound to one
-//! unicast address receive neither, and skip all of this.
+//! unicast address receive neither, and skip all of this. A socket bound
+//! to a broadcast or multicast address (`255.255.255.255`, a subnet's
+//! broadcast address, `224.0.0.1`, ...) receives nothing else: it asks for
+//! the destination too, so that those datagrams are dropped and counted
+//! like the ones that reach a wildcard socket, and a warning says so.
 //!
 //! Every UDP socket counts the datagrams the kernel dropped before dgecho
 //! saw them (`SO_RXQ_OVFL`), so that they show in the counters too.
@@ -165,7 +169,16 @@ fn setup(listener: &Listener, pktinfo_len: usize) -> usize {
              they will not show in the counters"
         ),
     }
-    if listener.is_wildcard() {
+    let group = listener.ip().and_then(crate::addr::group_kind);
+    if let Some(kind) = group {
+        warn!(
+            "{listener} is bound to {kind} address: the datagrams it receives are \
+             never answered, since an echo service that answers them amplifies \
+             forged requests (the Fraggle attack); bind a unicast or wildcard \
+             address instead"
+        );
+    }
+    if listener.is_wildcard() || group.is_some() {
         match enable_pktinfo(listener) {
             Ok(()) => len += cmsg_space(pktinfo_len),
             Err(e) => warn!(

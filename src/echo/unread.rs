@@ -28,6 +28,11 @@
 //! holding the most. Then it decides again. A refused reply is counted as
 //! "unread replies" and warned about, rate-limited.
 //!
+//! A socket served by N workers (`--workers N`) gives each worker a ledger
+//! of its own, lock-free, over 1/N of the buffer, and each reconciles with
+//! 1/N of `SIOCOUTQ`: one user still holds at most half of the whole
+//! buffer, however its datagrams are spread over the workers.
+//!
 //! # What remains possible
 //! - A user who controls several uids gets one share per uid: k hostile
 //!   uids leave `1/2^k` of the buffer to everyone else.

@@ -31,6 +31,8 @@ pub(super) struct Job<'a> {
     pub kernel_dropped: &'a AtomicU32,
     /// The control-message room one datagram needs.
     pub cmsg_len: usize,
+    /// How many workers serve the socket, this one included.
+    pub workers: usize,
 }
 
 impl Job<'_> {
@@ -61,6 +63,9 @@ pub(super) struct Worker<'a> {
     kernel_dropped: &'a AtomicU32,
     /// The last kernel drop total this worker saw.
     kernel_seen: u32,
+    /// The socket's workers: this one's part of the send buffer is
+    /// 1/`parts` of it.
+    parts: u64,
 }
 
 impl<'a> Worker<'a> {
@@ -70,12 +75,20 @@ impl<'a> Worker<'a> {
             policy,
             counters,
             kernel_dropped,
+            workers,
             ..
         } = *job;
         let rate = policy.rate.filter(|_| listener.family() != Family::Unix);
+        // Each of a socket's workers keeps its own ledger (no lock on the
+        // hot path) over an equal part of the send buffer, and takes the
+        // same part of the real total when it reconciles: so one user's
+        // unread replies stay within half of the buffer however many
+        // workers answer them. With one ledger per worker over the whole
+        // buffer, a user's replies spread over N workers could fill it.
+        let parts = workers.max(1) as u64;
         let ledger = (listener.family() == Family::Unix).then(|| {
             let capacity = getsockopt(listener, sockopt::SndBuf).unwrap_or(0);
-            Ledger::new(capacity as u64)
+            Ledger::new(capacity as u64 / parts)
         });
         Worker {
             listener,
@@ -90,6 +103,7 @@ impl<'a> Worker<'a> {
             reconciled: false,
             kernel_dropped,
             kernel_seen: 0,
+            parts,
         }
     }
 
@@ -205,7 +219,7 @@ impl<'a> Worker<'a> {
         }
         self.reconciled = true;
         if let Ok(outq) = unread::outq(self.listener.as_fd().as_raw_fd()) {
-            ledger.reconcile(outq);
+            ledger.reconcile(outq / self.parts);
         }
     }
 
