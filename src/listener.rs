@@ -119,6 +119,18 @@ impl Listener {
                 resolved
                     .iter()
                     .map(|sa| {
+                        // Nothing sent to a group address may be answered
+                        // (the Fraggle attack): such a socket could never
+                        // answer anyone, so it is a mistake to refuse.
+                        if let Some(kind) = crate::addr::group_kind(sa.ip()) {
+                            bail!(
+                                "cannot serve {addr}: {} is {kind} address, and dgecho never \
+                                 answers datagrams sent to one (they would make every echo \
+                                 service on the network reply at once); listen on one of this \
+                                 host's own addresses, or 0.0.0.0",
+                                sa.ip()
+                            );
+                        }
                         let sock = std::net::UdpSocket::bind(sa).with_context(|| {
                             format!("cannot bind UDP {sa}{}", bind_hint(sa.port()))
                         })?;

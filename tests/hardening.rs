@@ -411,3 +411,15 @@ fn the_same_listen_address_twice_is_a_usage_error() {
     }
     assert!(!exists(&path), "nothing was bound");
 }
+
+#[test]
+fn listening_on_a_group_address_is_a_configuration_error() {
+    for addr in ["224.0.0.1:7007", "255.255.255.255:7007", "[ff02::1]:7007"] {
+        let (code, _, err) = run(&["serve", "--listen", addr], &[]);
+        assert_eq!(code, 6, "{addr}: {err}");
+        assert!(
+            err.contains("never answers datagrams sent to one"),
+            "{addr}: {err}"
+        );
+    }
+}

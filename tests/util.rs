@@ -521,9 +521,15 @@ pub fn run_with(
         out.read_to_string(&mut s).unwrap();
         s
     });
-    let mut e = String::new();
-    err.read_to_string(&mut e).unwrap();
-    let status = wait_child(&mut child, &e);
+    let te = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    });
+    // Bounded: a child that never exits is killed and the test fails,
+    // instead of the read of its output waiting forever.
+    let status = wait_child(&mut child, "the command's output follows its exit");
+    let e = te.join().unwrap();
     (status.code().unwrap_or(-1), t.join().unwrap(), e)
 }
 
