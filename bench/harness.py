@@ -178,6 +178,15 @@ def machine():
     return f"{os.cpu_count()} CPUs, {model}, Linux {os.uname().release}"
 
 
+def unix_qlen():
+    """How many datagrams a Unix socket queues (plus one), in this namespace."""
+    try:
+        with open("/proc/sys/net/unix/max_dgram_qlen") as f:
+            return int(f.read())
+    except OSError:
+        return "unknown"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dgecho", required=True)
@@ -267,7 +276,8 @@ def main():
     print(f"Machine: {machine()}")
     print(f"Server CPU share: {cgroup.how} (server on CPU {server_cpu}, generator "
           f"`dgecho bench` on CPU {gen_cpu}); {rounds} round(s) of {duration} s per cell, "
-          f"medians shown; SO_RCVBUF {rcvbuf} bytes as in dgecho.socket.")
+          f"medians shown; SO_RCVBUF {rcvbuf} bytes as in dgecho.socket; "
+          f"net.unix.max_dgram_qlen {unix_qlen()}.")
     print()
     print("| transport | size | window | plain /s | mmsg /s | dgecho /s | efficiency "
           "| no GSO /s | GSO gain "
