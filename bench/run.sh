@@ -1,14 +1,14 @@
 #!/bin/sh
 # Side-by-side benchmark: dgecho serve vs two C baselines (plain.c: one
-# recvfrom + sendto per datagram; mmsg.c: recvmmsg/sendmmsg), each held to a
-# fixed CPU share by a cgroup quota and pinned to its own CPU, loaded by
-# `dgecho bench` pinned to another. Traffic stays on 127.0.0.1 and Unix
-# sockets. Needs: cargo, gcc, python3, root (or a writable cpu cgroup) for
+# recvfrom + sendto per datagram; mmsg.c: recvmmsg/sendmmsg), each pinned to
+# its own CPU and, for the throughput cells (window 256), held to a fixed CPU
+# share by a cgroup quota, loaded by `dgecho bench` pinned to another.
+# Traffic stays on 127.0.0.1 and Unix sockets. Needs: cargo, gcc, python3, root (or a writable cpu cgroup) for
 # the quota.
 #
-#   bench/run.sh            full run (~3 minutes), prints a Markdown table
+#   bench/run.sh            full run (~6 minutes), prints a Markdown table
 #   bench/run.sh --quick    smoke run (< 1 minute)
-#   extra options go to harness.py (--share 0.5, --rounds 5, --raw FILE,
+#   extra options go to harness.py (--share 0.5, --rounds 9, --raw FILE,
 #   --serve-args "--workers 2", ...)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
