@@ -3,8 +3,8 @@
 # recvfrom + sendto per datagram; mmsg.c: recvmmsg/sendmmsg), each pinned to
 # its own CPU and, for the throughput cells (window 256), held to a fixed CPU
 # share by a cgroup quota, loaded by `dgecho bench` pinned to another.
-# Traffic stays on 127.0.0.1 and Unix sockets. Needs: cargo, gcc, python3, root (or a writable cpu cgroup) for
-# the quota.
+# Traffic stays on 127.0.0.1 and Unix sockets. Needs: cargo, gcc, python3,
+# root (or a writable cpu cgroup) for the quota.
 #
 #   bench/run.sh            full run (~6 minutes), prints a Markdown table
 #   bench/run.sh --quick    smoke run (< 1 minute)
