@@ -6,7 +6,7 @@
 # Traffic stays on 127.0.0.1 and Unix sockets. Needs: cargo, gcc, python3,
 # root (or a writable cpu cgroup) for the quota.
 #
-#   bench/run.sh            full run (~6 minutes), prints a Markdown table
+#   bench/run.sh            full run (~7 minutes), prints a Markdown table
 #   bench/run.sh --quick    smoke run (< 1 minute)
 #   extra options go to harness.py (--share 0.5, --rounds 9, --raw FILE,
 #   --serve-args "--workers 2", ...)
@@ -23,8 +23,8 @@ mkdir -p "$out"
 # a server spends per datagram, and the plain and batched C loops trade
 # places from run to run. The setting belongs to the network namespace, so
 # the run moves into a private one (loopback only) rather than change the
-# host's; without the rights for that it runs here, and the header line
-# says which queue length applied.
+# host's; without the rights for that (or with DGECHO_BENCH_NETNS=1 set) it
+# runs in the host's, and the header line says which queue length applied.
 netns_setup='ip link set lo up && sysctl -qw net.unix.max_dgram_qlen=512'
 if [ -z "${DGECHO_BENCH_NETNS:-}" ] && unshare -n sh -c "$netns_setup" 2>/dev/null; then
     exec env DGECHO_BENCH_NETNS=1 unshare -n sh -c "$netns_setup"' && exec sh "$@"' \
