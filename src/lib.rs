@@ -12,6 +12,7 @@
 //! - [`cli`]: the command line, shared with the man page and completions;
 //!   [`manual`]: the man pages' own sections.
 //! - [`defaults`]: every default (ports, paths, guard list, buffer sizes).
+//! - [`duration`]: the one grammar of every time option (`500ms`, `2s`).
 //! - [`addr`]: the one address grammar (`unix:/path`, `unix:@name`,
 //!   `udp:HOST:PORT`, ...), pure and separately testable.
 //! - [`activation`]: sockets passed in by systemd, each checked before use.
@@ -47,6 +48,7 @@ pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod defaults;
+pub mod duration;
 pub mod echo;
 pub mod escape;
 pub mod exit;
