@@ -11,7 +11,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::addr::Addr;
 use crate::defaults::{self, GUARD_PORTS as DEFAULT_GUARD_PORTS};
-use crate::duration::parse_duration;
+use crate::duration::{MAX_DURATION, parse_duration};
 pub use crate::echo::ReplyMode;
 
 const LONG_ABOUT: &str = "\
@@ -367,7 +367,7 @@ fn parse_ports(s: &str) -> Result<GuardPorts, String> {
 pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_millis(100);
 /// The longest: a year. Longer is "never" (leave the option out), and the
 /// bound keeps the deadline arithmetic far from overflow.
-pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+pub const MAX_IDLE_TIMEOUT: Duration = MAX_DURATION;
 
 /// Parses `--idle-timeout`: a duration from 100ms to 365 days.
 fn parse_idle_timeout(s: &str) -> Result<Duration, String> {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 /// The longest duration any option takes: beyond it a value is a typo.
-const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The one grammar of every time option: a number, optionally with a
 /// fraction, and a unit (`500ms`, `2s`, `1.5s`, `5m`, `1h`; a plain number
