@@ -150,6 +150,20 @@ class Server:
         # Kept open (and unread) so STATUS= updates find a listener.
         self.notify, self.notify_path = notify, notify_path
 
+    def cpu_ns(self):
+        """CPU time the server has used so far, all threads, in ns: the
+        first field of each thread's schedstat (time on a CPU, exact, not
+        sampled at the clock tick like utime/stime)."""
+        total = 0
+        base = f"/proc/{self.proc.pid}/task"
+        for tid in os.listdir(base):
+            try:
+                with open(f"{base}/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
+
     def hwm_kib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
@@ -212,8 +226,9 @@ def main():
     ap.add_argument("--raw", help="write every bench report (JSON lines) here")
     ap.add_argument("--cells", metavar="T:S:W,...",
                     help="run only these cells, e.g. unix:64:256 (transport:size:window)")
-    ap.add_argument("--compare", metavar="PATH",
-                    help="also run another dgecho build (e.g. an older commit) as 'other'")
+    ap.add_argument("--compare", metavar="PATH", action="append", default=[],
+                    help="also run another dgecho build (e.g. an older commit) as 'other'; "
+                         "repeat for more ('other2', ...)")
     a = ap.parse_args()
     duration = a.duration or (0.5 if a.quick else 2.0)
     rounds = a.rounds or (1 if a.quick else 5)
@@ -229,8 +244,11 @@ def main():
     }
     # The same build with GSO off, on UDP cells: what GSO itself brings.
     servers["nogso"] = [a.dgecho, "serve", "-q", "--gso", "off"] + a.serve_args.split()
-    if a.compare:
-        servers["other"] = [a.compare, "serve", "-q"] + a.serve_args.split()
+    others = {}
+    for i, path in enumerate(a.compare):
+        others[f"other{i + 1}" if i else "other"] = path
+    for name, path in others.items():
+        servers[name] = [path, "serve", "-q"] + a.serve_args.split()
     log(f"machine: {machine()}")
     log(f"server on CPU {server_cpu}, generator on CPU {gen_cpu}; quota: {cgroup.how}; "
         f"SO_RCVBUF(FORCE) {rcvbuf} (ReceiveBuffer= of systemd/dgecho.socket)")
@@ -259,7 +277,10 @@ def main():
                     srv = Server(cmd, t, tmp, rcvbuf, server_cpu, group, f"{name}{n}")
                     ready[name].append(srv.ready_ms)
                     try:
+                        cpu0 = srv.cpu_ns()
                         rep = bench(a.dgecho, srv.addr, w, s, duration, gen_cpu)
+                        cpu = srv.cpu_ns() - cpu0
+                        rep["cpu_us_per_reply"] = cpu / 1000 / max(rep["replies"], 1)
                         if name == "dgecho":
                             hwm = max(hwm, srv.hwm_kib() or 0)
                     finally:
@@ -270,6 +291,7 @@ def main():
                     results.setdefault((t, s, w, name), []).append(rep)
                     log(f"round {r + 1}/{rounds} {t:4} {s:5} B window {w:3} {name:6}: "
                         f"{rep['replies_per_s']:9.0f}/s p50 {rep['rtt_p50_us']:7.1f} us "
+                        f"cpu/reply {rep['cpu_us_per_reply']:6.3f} us "
                         f"lost {rep['lost']} mismatched {rep['mismatched']}")
     finally:
         cgroup.remove()
@@ -336,18 +358,21 @@ def main():
     print(f"| start-up to READY=1 (median of {len(ready['dgecho'])}, incl. fork+exec) "
           f"| reported | {startup:.1f} ms (C baseline {startup_plain:.1f} ms) |")
     print(f"| datagrams lost by dgecho at window 256 (all cells) | 0 | {loss256} |")
-    if a.compare:
+    for other, path in others.items():
         print()
-        print(f"Side by side with {a.compare} (\"old\"), medians:")
+        print(f"Side by side with {path} (\"old\", run as {other}), medians; CPU per "
+              "reply is the server's own CPU time (schedstat) over its replies:")
         print()
         print("| transport | size | window | old /s | new /s | new/old | old p50 µs "
-              "| new p50 µs | new/old p50 |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              "| new p50 µs | new/old p50 | old CPU µs/reply | new CPU µs/reply | old/new CPU |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for (t, s, w) in configs:
-            o, n = med(t, s, w, "other", "replies_per_s"), med(t, s, w, "dgecho", "replies_per_s")
-            op, np_ = med(t, s, w, "other", "rtt_p50_us"), med(t, s, w, "dgecho", "rtt_p50_us")
+            o, n = med(t, s, w, other, "replies_per_s"), med(t, s, w, "dgecho", "replies_per_s")
+            op, np_ = med(t, s, w, other, "rtt_p50_us"), med(t, s, w, "dgecho", "rtt_p50_us")
+            oc, nc = (med(t, s, w, other, "cpu_us_per_reply"),
+                      med(t, s, w, "dgecho", "cpu_us_per_reply"))
             print(f"| {t} | {s} | {w} | {o:.0f} | {n:.0f} | {n / o:.2f} | {op:.1f} "
-                  f"| {np_:.1f} | {np_ / op:.2f} |")
+                  f"| {np_:.1f} | {np_ / op:.2f} | {oc:.3f} | {nc:.3f} | {oc / nc:.3f} |")
 
 
 if __name__ == "__main__":
