@@ -481,6 +481,77 @@ fn unread_unix_replies_do_not_starve_other_clients() {
     assert_eq!((stats.answered, stats[Reason::SendFailed]), (8, 0));
 }
 
+/// Credentials cost CPU on every datagram, so a Unix socket passes them
+/// only while unread replies fill more than an eighth of its send buffer:
+/// off for ordinary traffic, on once a client leaves replies unread, off
+/// again once they have been read.
+#[test]
+fn credentials_are_asked_for_only_while_replies_sit_unread() {
+    use nix::sys::socket::{getsockopt, sockopt};
+    let sock = autobound();
+    let probe = sock.try_clone().unwrap();
+    let addr = sock.local_addr().unwrap();
+    let server =
+        Server::start(vec![Listener::from_unix(sock, "test")], &Options::default()).unwrap();
+    let passcred = || getsockopt(&probe, sockopt::PassCred).unwrap();
+    let good = autobound();
+    let ping = vec![b'p'; 1400];
+    let pong = || {
+        let mut buf = [0u8; 2048];
+        good.send_to_addr(&ping, &addr).unwrap();
+        assert_eq!(
+            good.recv(&mut buf).expect("the good client is answered"),
+            1400
+        );
+    };
+    for _ in 0..100 {
+        pong();
+    }
+    assert!(!passcred(), "no credentials for ordinary traffic");
+
+    // Hogs leave replies unread: 8 each (under any queue length), a quarter
+    // of the daemon's send buffer in all.
+    let sndbuf = getsockopt(&probe, sockopt::SndBuf).unwrap();
+    let big = vec![b'h'; 65_000];
+    let hogs: Vec<_> = (0..sndbuf / 4 / (8 * 65_000) + 2)
+        .map(|_| autobound())
+        .collect();
+    for h in &hogs {
+        for _ in 0..8 {
+            h.send_to_addr(&big, &addr).unwrap();
+        }
+    }
+    let sent = 100 + 8 * hogs.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let done = |s: &dgecho::echo::Stats| s.received == sent && s.answered + s.dropped() == sent;
+    while !done(&server.stats()) {
+        assert!(Instant::now() < deadline, "{:?}", server.stats());
+        std::thread::yield_now();
+    }
+    assert!(passcred(), "credentials on: {:?}", server.stats());
+    pong();
+
+    // The hogs read their replies; ordinary traffic turns them off again.
+    let mut buf = vec![0u8; 65_536];
+    for h in &hogs {
+        h.set_nonblocking(true).unwrap();
+        while h.recv(&mut buf).is_ok() {}
+    }
+    let mut n = 0;
+    while passcred() {
+        assert!(
+            n < 10_000,
+            "still on after {n} replies: {:?}",
+            server.stats()
+        );
+        pong();
+        n += 1;
+    }
+    let (stats, result) = server.stop();
+    result.unwrap();
+    assert_eq!(stats[Reason::SendFailed], 0, "{stats:?}");
+}
+
 /// Queues `plan` (client index, size) on `server_addr` before the server
 /// starts, so that one receive takes the whole burst, then checks that
 /// each client gets exactly its replies, in its order, from the address

@@ -18,7 +18,9 @@
 //!   differs between them; `udp`, `unix`: the transports.
 //! - `send`: the one routine that sends replies; `gso`: UDP segmentation
 //!   offload for runs of replies to one peer.
-//! - `unread`: each user's share of replies not read yet (Unix).
+//! - `unread`: each user's share of replies not read yet (Unix);
+//!   `creds`: the senders' credentials, asked for only while that share
+//!   matters.
 //! - `tuning`: socket options set at start.
 //!
 //! # The hot path
@@ -52,6 +54,7 @@
 //! that systemd starts. A blocking receive with a timeout costs nothing per
 //! datagram, unlike polling a second "stop" fd before every receive.
 
+mod creds;
 mod gso;
 mod mmsg;
 mod policy;

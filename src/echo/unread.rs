@@ -13,6 +13,9 @@
 //! # The mechanism
 //! `SO_PASSCRED` gives each datagram its sender's uid, and `SIOCOUTQ` the
 //! bytes still charged to the daemon's socket (exact, but only a total).
+//! The credentials cost CPU, so they are asked for only once an eighth of
+//! the buffer is unread; until then every reply is charged to one
+//! unattributed account, bounded like a user (see [`super::creds`]).
 //! The [`Ledger`] keeps, per uid, an estimate of the bytes of its replies
 //! not read yet: each answered datagram adds its reply's cost. A reply is
 //! allowed while its user's share, after it, stays within half of the

@@ -11,6 +11,7 @@ use nix::errno::Errno;
 
 use nix::sys::socket::{getsockopt, sockopt};
 
+use super::creds::{self, Countdown, UNATTRIBUTED};
 use super::policy::{Bucket, Checks, Datagram, Peer, Policy, Share, Verdict, decide};
 use super::reason::Reason;
 use super::report::{Preview, Reports};
@@ -60,6 +61,11 @@ pub(super) struct Worker<'a> {
     /// The ledger was reconciled in this batch: at most one `SIOCOUTQ`
     /// per batch.
     reconciled: bool,
+    /// When to next read `SIOCOUTQ` and settle the socket's credentials
+    /// ([`super::creds`]).
+    countdown: Countdown,
+    /// The socket's whole send buffer, as the kernel counts it.
+    send_buffer: u64,
     kernel_dropped: &'a AtomicU32,
     /// The last kernel drop total this worker saw.
     kernel_seen: u32,
@@ -76,6 +82,7 @@ impl<'a> Worker<'a> {
             counters,
             kernel_dropped,
             workers,
+            cmsg_len,
             ..
         } = *job;
         let rate = policy.rate.filter(|_| listener.family() != Family::Unix);
@@ -86,10 +93,11 @@ impl<'a> Worker<'a> {
         // workers answer them. With one ledger per worker over the whole
         // buffer, a user's replies spread over N workers could fill it.
         let parts = workers.max(1) as u64;
-        let ledger = (listener.family() == Family::Unix).then(|| {
-            let capacity = getsockopt(listener, sockopt::SndBuf).unwrap_or(0);
-            Ledger::new(capacity as u64 / parts)
-        });
+        // No control-message room on a Unix socket: it cannot pass
+        // credentials, and the share cannot tell users apart.
+        let unix = listener.family() == Family::Unix && cmsg_len > 0;
+        let send_buffer = getsockopt(listener, sockopt::SndBuf).unwrap_or(0) as u64;
+        let ledger = unix.then(|| Ledger::new(send_buffer / parts));
         Worker {
             listener,
             policy,
@@ -101,6 +109,8 @@ impl<'a> Worker<'a> {
             reports: Reports::default(),
             ledger,
             reconciled: false,
+            countdown: Countdown::new(send_buffer / parts),
+            send_buffer,
             kernel_dropped,
             kernel_seen: 0,
             parts,
@@ -158,7 +168,9 @@ impl<'a> Worker<'a> {
         self.local.received += 1;
         self.counters.publish_received(&self.local);
         let cost = unread::cost(d.len);
-        let uid = d.uid.filter(|_| self.ledger.is_some());
+        // While the socket passes no credentials, every reply is charged
+        // to the unattributed account ([`super::creds`]).
+        let uid = self.ledger.is_some().then(|| d.uid.unwrap_or(UNATTRIBUTED));
         if let Some(uid) = uid {
             self.reconcile_if_short(uid, cost);
         }
@@ -183,6 +195,9 @@ impl<'a> Worker<'a> {
             Verdict::Answer => {
                 if let (Some(ledger), Some(uid)) = (&mut self.ledger, uid) {
                     ledger.charge(uid, cost);
+                    if self.countdown.due(cost) {
+                        self.check_unread();
+                    }
                 }
             }
             Verdict::Drop(reason) => {
@@ -209,18 +224,29 @@ impl<'a> Worker<'a> {
     }
 
     /// When a reply to `uid` would not fit its share by the estimate, reads
-    /// the real total of unread bytes (once per batch) and reconciles.
+    /// the real total of unread bytes (once per batch) and reconciles; a
+    /// refusal is also when credentials matter most.
     fn reconcile_if_short(&mut self, uid: u32, cost: u64) {
+        let Some(ledger) = &self.ledger else {
+            return;
+        };
+        if !self.reconciled && !ledger.allows(uid, cost) {
+            self.check_unread();
+        }
+    }
+
+    /// Reads the real total of unread bytes, reconciles the ledger with
+    /// it, and turns the socket's credentials on or off to suit.
+    fn check_unread(&mut self) {
         let Some(ledger) = &mut self.ledger else {
             return;
         };
-        if self.reconciled || ledger.allows(uid, cost) {
+        let Ok(outq) = unread::outq(self.listener.as_fd().as_raw_fd()) else {
             return;
-        }
+        };
+        ledger.reconcile(outq / self.parts);
         self.reconciled = true;
-        if let Ok(outq) = unread::outq(self.listener.as_fd().as_raw_fd()) {
-            ledger.reconcile(outq / self.parts);
-        }
+        creds::settle(self.listener, outq, self.send_buffer);
     }
 
     fn dropped(&mut self, reason: Reason) {
