@@ -322,6 +322,57 @@ fn unread_replies_of_one_user(workers: u32) {
     drop(hogs);
 }
 
+/// Found by attacking credentials on demand: the worst case is a hog that
+/// fills the daemon's whole receive queue with full-size datagrams while
+/// no credentials are passed (here 512 of them, systemd's
+/// `net.unix.max_dgram_qlen`, in a network namespace of the test's own),
+/// so that none of its replies can be charged to its uid. The account of
+/// unattributed replies is bounded like a user's: another user is still
+/// answered.
+#[test]
+fn a_hog_that_queues_before_credentials_never_silences_another_user() {
+    let ns = match crate::netns::Netns::create(&[]) {
+        Ok(ns) => ns,
+        Err(e) => return crate::netns::cannot_run(&e),
+    };
+    ns.run(|| {
+        std::fs::write("/proc/sys/net/unix/max_dgram_qlen", "512").unwrap();
+        let dir = TempDir::new();
+        chmod(&dir.0, 0o755);
+        let (d, path) = unix_daemon(&dir, Daemon::builder());
+        let mut d = d.wait_ready();
+        chmod(&path, 0o666);
+        d.signal(Signal::SIGSTOP);
+        let hog = autobound();
+        setsockopt(&hog, sockopt::SndBufForce, &(64 << 20)).unwrap();
+        hog.set_nonblocking(true).unwrap();
+        let big = vec![b'h'; 65_000];
+        let mut queued = 0u64;
+        while queued < 600 && hog.send_to(&big, &path).is_ok() {
+            queued += 1;
+        }
+        assert!(
+            queued >= 500,
+            "only {queued} queued: was the queue length set?"
+        );
+        d.signal(Signal::SIGCONT);
+        d.wait_stats(|s| s.received == queued);
+        let mut client = Command::new(BIN);
+        client.args(["client", path.to_str().unwrap(), "hello"]);
+        let out = as_nobody(&mut client).output().unwrap();
+        assert!(
+            out.status.success(),
+            "nobody gets no reply after an unattributed flood: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            d.stderr()
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "olleh\n");
+        let s = d.wait_stats(|s| s.received == queued + 1);
+        assert!(s[Reason::Unread] > 0, "the hog's excess was refused: {s}");
+        drop(hog);
+    });
+}
+
 #[test]
 fn datagrams_the_kernel_drops_are_counted() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
