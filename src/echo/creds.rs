@@ -20,7 +20,10 @@
 //! also reconciling its ledger) and [`settle`]s the option: on above
 //! 1/[`ON_ABOVE`] of the buffer, off again below 1/[`OFF_BELOW`]. The
 //! socket's own state is read back each time, so the workers sharing a
-//! socket agree without talking to each other. Ordinary traffic never
+//! socket agree without talking to each other. While they are off, a
+//! worker receives without control buffers (the kernel's receive is
+//! shorter then); a datagram whose credentials found no room
+//! (`MSG_CTRUNC`) tells it that another worker turned them on. Ordinary traffic never
 //! comes near: 256 unread 1400-byte replies hold about 0.6 MiB of 8 MiB.
 //!
 //! # What it costs the share
@@ -88,21 +91,26 @@ impl Countdown {
 }
 
 /// Turns the socket's credentials on or off as [`wanted`] says, given the
-/// real total of `unread` bytes out of `capacity`.
-pub(super) fn settle(listener: &Listener, unread: u64, capacity: u64) {
-    let Ok(on) = getsockopt(listener, sockopt::PassCred) else {
-        return;
-    };
+/// real total of `unread` bytes out of `capacity`. Returns whether they
+/// are on now, when known.
+pub(super) fn settle(listener: &Listener, unread: u64, capacity: u64) -> Option<bool> {
+    let on = getsockopt(listener, sockopt::PassCred).ok()?;
     let want = wanted(on, unread, capacity);
     if want == on {
-        return;
+        return Some(on);
     }
     match setsockopt(listener, sockopt::PassCred, &want) {
-        Ok(()) => debug!(
-            "credentials {} on {listener}: {unread} of {capacity} bytes of replies unread",
-            if want { "on" } else { "off" }
-        ),
-        Err(e) => warn!("cannot turn SO_PASSCRED {want} on {listener}: {e}"),
+        Ok(()) => {
+            debug!(
+                "credentials {} on {listener}: {unread} of {capacity} bytes of replies unread",
+                if want { "on" } else { "off" }
+            );
+            Some(want)
+        }
+        Err(e) => {
+            warn!("cannot turn SO_PASSCRED {want} on {listener}: {e}");
+            Some(on)
+        }
     }
 }
 

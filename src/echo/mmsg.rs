@@ -86,16 +86,20 @@ impl RecvBatch {
     /// Receives up to `max` (at most [`BATCH`]) datagrams into `slots`, blocking (unless
     /// `flags` say otherwise) for the first only (`MSG_WAITFORONE` is
     /// added), with `MSG_TRUNC` so that an oversized datagram's real length
-    /// shows. Returns how many arrived.
+    /// shows. Without `control`, no control buffers are given: the
+    /// kernel's receive is shorter without them, and a datagram that had
+    /// control messages says so ([`RecvBatch::control_cut`]). Returns how
+    /// many arrived.
     pub fn recv(
         &mut self,
         fd: RawFd,
         slots: &mut Slots,
         max: usize,
         flags: MsgFlags,
+        control: bool,
     ) -> Result<usize, Errno> {
         let max = max.clamp(1, BATCH);
-        let cmsg_len = self.cmsg_len;
+        let cmsg_len = if control { self.cmsg_len } else { 0 };
         let cmsg_base = self.cmsgs.as_mut_ptr();
         for (i, buf) in slots.iovs_raw().take(max).enumerate() {
             self.iovs[i] = libc::iovec {
@@ -142,6 +146,12 @@ impl RecvBatch {
     /// Whether datagram `i` was cut to fit its slot.
     pub fn truncated(&self, i: usize) -> bool {
         self.hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0
+    }
+
+    /// Whether datagram `i` had control messages that found no room
+    /// (`MSG_CTRUNC`).
+    pub fn control_cut(&self, i: usize) -> bool {
+        self.hdrs[i].msg_hdr.msg_flags & libc::MSG_CTRUNC != 0
     }
 
     /// The sender of datagram `i`, as the kernel reported it; `None` when it
@@ -209,5 +219,46 @@ fn empty_mmsghdr() -> libc::mmsghdr {
             msg_flags: 0,
         },
         msg_len: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{setsockopt, sockopt};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixDatagram;
+
+    /// Without control buffers, a datagram that carries credentials says
+    /// so (`MSG_CTRUNC`), which is how a worker learns that another one
+    /// turned them on; with buffers, they arrive.
+    #[test]
+    fn credentials_without_control_buffers_show_as_cut() {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        let fd = a.as_raw_fd();
+        let mut slots = Slots::new();
+        let mut batch = RecvBatch::new(cmsg_space(size_of::<libc::ucred>()));
+        let mut recv = |control| batch_recv(&mut batch, fd, &mut slots, control);
+
+        setsockopt(&a, sockopt::PassCred, &true).unwrap();
+        b.send(b"one").unwrap();
+        assert_eq!(recv(false), (true, 0));
+        b.send(b"two").unwrap();
+        assert_eq!(recv(true), (false, 1), "credentials, whole");
+
+        setsockopt(&a, sockopt::PassCred, &false).unwrap();
+        b.send(b"three").unwrap();
+        assert_eq!(recv(false), (false, 0), "nothing to cut");
+    }
+
+    /// Receives one datagram: whether its control messages were cut, and
+    /// how many arrived.
+    fn batch_recv(b: &mut RecvBatch, fd: RawFd, slots: &mut Slots, control: bool) -> (bool, usize) {
+        assert_eq!(b.recv(fd, slots, 1, MsgFlags::empty(), control), Ok(1));
+        let creds = b
+            .cmsgs(0)
+            .filter(|c| (c.level, c.kind) == (libc::SOL_SOCKET, libc::SCM_CREDENTIALS))
+            .count();
+        (b.control_cut(0), creds)
     }
 }

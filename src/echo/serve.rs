@@ -37,7 +37,7 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
     debug!("loop started on {listener}, up to {BATCH} datagrams per system call");
     let mut pace = Pace::default();
     while job.running() {
-        let n = match batch.recv(fd, &mut slots, pace.want(), MsgFlags::empty()) {
+        let n = match batch.recv(fd, &mut slots, pace.want(), MsgFlags::empty(), w.control()) {
             Ok(n) => {
                 pace.got(n);
                 n
@@ -49,6 +49,9 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
         };
         w.batch_start();
         for i in 0..n {
+            if batch.control_cut(i) {
+                w.control_cut();
+            }
             let meta = T::meta(batch.cmsgs(i));
             if let Some(total) = meta.dropped {
                 w.kernel_dropped(total);

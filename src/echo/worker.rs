@@ -66,6 +66,10 @@ pub(super) struct Worker<'a> {
     countdown: Countdown,
     /// The socket's whole send buffer, as the kernel counts it.
     send_buffer: u64,
+    /// Receive without control buffers: a Unix socket that passes no
+    /// credentials has no control messages to give, and the kernel's
+    /// receive is shorter without a buffer for them.
+    no_control: bool,
     kernel_dropped: &'a AtomicU32,
     /// The last kernel drop total this worker saw.
     kernel_seen: u32,
@@ -111,10 +115,24 @@ impl<'a> Worker<'a> {
             reconciled: false,
             countdown: Countdown::new(send_buffer / parts),
             send_buffer,
+            // Credentials start off (see `creds`).
+            no_control: unix,
             kernel_dropped,
             kernel_seen: 0,
             parts,
         }
+    }
+
+    /// Whether the next receive needs control buffers.
+    pub fn control(&self) -> bool {
+        !self.no_control
+    }
+
+    /// A datagram's control messages found no room: the socket passes
+    /// credentials again (another worker turned them on), so receive with
+    /// room for them from the next batch on.
+    pub fn control_cut(&mut self) {
+        self.no_control = false;
     }
 
     /// Reads the clock for a new batch, when the rate limit needs it.
@@ -246,7 +264,9 @@ impl<'a> Worker<'a> {
         };
         ledger.reconcile(outq / self.parts);
         self.reconciled = true;
-        creds::settle(self.listener, outq, self.send_buffer);
+        if let Some(on) = creds::settle(self.listener, outq, self.send_buffer) {
+            self.no_control = !on;
+        }
     }
 
     fn dropped(&mut self, reason: Reason) {
