@@ -20,11 +20,12 @@
 //! also reconciling its ledger) and [`settle`]s the option: on above
 //! 1/[`ON_ABOVE`] of the buffer, off again below 1/[`OFF_BELOW`]. The
 //! socket's own state is read back each time, so the workers sharing a
-//! socket agree without talking to each other. While they are off, a
-//! worker receives without control buffers (the kernel's receive is
-//! shorter then); a datagram whose credentials found no room
-//! (`MSG_CTRUNC`) tells it that another worker turned them on. Ordinary traffic never
+//! socket agree without talking to each other. Ordinary traffic never
 //! comes near: 256 unread 1400-byte replies hold about 0.6 MiB of 8 MiB.
+//!
+//! While they are off, a worker receives without control buffers (the
+//! kernel's receive is shorter then); a datagram whose credentials found
+//! no room (`MSG_CTRUNC`) tells it that another worker turned them on.
 //!
 //! # What it costs the share
 //! Replies charged before the switch, and to datagrams that were already
