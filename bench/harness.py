@@ -212,9 +212,10 @@ def unix_qlen():
         return "unknown"
 
 
-def paired(results, t, s, w, key, lower_is_better=True):
-    """dgecho against the better C loop (by median), round by round: the
-    median and quartiles of the per-round ratios. Pairing within a round
+def paired(results, t, s, w, key):
+    """dgecho against the better C loop (the lower median of `key`, a
+    cost), round by round: the median and quartiles of the per-round
+    ratios best/dgecho, so above 1 means dgecho costs less. Pairing within a round
     cancels what moves the whole machine between rounds; choosing the
     baseline once, by its median, avoids crediting it with whichever of
     the two had the luckier round."""
@@ -222,10 +223,9 @@ def paired(results, t, s, w, key, lower_is_better=True):
     for name in ("plain", "mmsg", "dgecho"):
         for x in results[(t, s, w, name)]:
             by_round.setdefault(x["round"], {})[name] = x[key]
-    base = min if lower_is_better else max
-    best = base(("plain", "mmsg"),
-                key=lambda n: statistics.median(r[n] for r in by_round.values()))
-    ratios = sorted(r[best] / r["dgecho"] if lower_is_better else r["dgecho"] / r[best]
+    best = min(("plain", "mmsg"),
+               key=lambda n: statistics.median(r[n] for r in by_round.values()))
+    ratios = sorted(r[best] / r["dgecho"]
                     for r in by_round.values() if r.get("dgecho") and r.get(best))
     q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
     return best, statistics.median(ratios), q[0], q[-1]
