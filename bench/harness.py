@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -342,6 +343,8 @@ def main():
                         f"lost {rep['lost']} mismatched {rep['mismatched']}")
     finally:
         cgroup.remove()
+        # The servers' Unix sockets: nothing of a run stays in /tmp.
+        shutil.rmtree(tmp, ignore_errors=True)
         if raw:
             raw.close()
 
