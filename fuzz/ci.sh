@@ -15,12 +15,16 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 export RUSTC_BOOTSTRAP=1
+# The datagram target binds its Unix sockets in a directory under TMPDIR
+# and, ended by libFuzzer, cannot remove it: give it one that goes here.
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
 cargo fuzz build
 for target in addr datagram; do
     echo "fuzz/ci.sh: $target for ${seconds}s"
     log="$(mktemp)"
     status=0
-    cargo fuzz run "$target" -- -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+    TMPDIR="$scratch" cargo fuzz run "$target" -- -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
         >"$log" 2>&1 || status=$?
     if [ "$status" -ne 0 ]; then
         tail -n 80 "$log"
