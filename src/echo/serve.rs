@@ -62,9 +62,10 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
                 to_group: meta.to_group,
                 uid: meta.uid,
             };
-            let peer = batch.addr::<T::Peer>(i);
-            if let Some(peer) = w.handle(slots.data_mut(i, d.len), d, peer) {
-                replies.push(peer, meta.src, i, d.len);
+            let peer = replies.next_peer();
+            *peer = batch.addr::<T::Peer>(i);
+            if w.handle(slots.data_mut(i, d.len), d, peer.as_ref()) {
+                replies.commit(meta.src, i, d.len);
             }
         }
         send_replies(fd, &mut sender, &slots, &replies, &mut w);

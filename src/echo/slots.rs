@@ -80,9 +80,24 @@ impl<P: Copy, S: Copy> Replies<P, S> {
     }
 
     /// Queues the reply in slot `slot`, of `len` bytes, to `to`.
+    #[cfg(test)]
     pub fn push(&mut self, to: P, src: Option<S>, slot: usize, len: usize) {
+        *self.next_peer() = Some(to);
+        self.commit(src, slot, len);
+    }
+
+    /// Where the next reply's peer goes: the loop reads each sender's
+    /// address straight into it, and [`Replies::commit`] keeps it if the
+    /// datagram is answered. A peer is never copied after the kernel's
+    /// storage: on Unix sockets the copies cost more than the decision.
+    pub fn next_peer(&mut self) -> &mut Option<P> {
+        &mut self.to[self.n]
+    }
+
+    /// Queues the reply in slot `slot`, of `len` bytes, to the peer put in
+    /// [`Replies::next_peer`].
+    pub fn commit(&mut self, src: Option<S>, slot: usize, len: usize) {
         let k = self.n;
-        self.to[k] = Some(to);
         self.src[k] = src;
         self.slot[k] = slot;
         self.len[k] = len.min(BUFFER_SIZE);

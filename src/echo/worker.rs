@@ -181,8 +181,10 @@ impl<'a> Worker<'a> {
     }
 
     /// Counts one received datagram and decides. On an answer, turns
-    /// `data` into the reply and returns the peer to send it to.
-    pub fn handle<P: Peer>(&mut self, data: &mut [u8], d: Datagram, peer: Option<P>) -> Option<P> {
+    /// `data` into the reply and returns true: the reply goes to `peer`.
+    /// The peer is borrowed, not moved: it is read once, in place, into the
+    /// batch's reply queue (a Unix address is 110 bytes).
+    pub fn handle<P: Peer>(&mut self, data: &mut [u8], d: Datagram, peer: Option<&P>) -> bool {
         self.local.received += 1;
         self.counters.publish_received(&self.local);
         let cost = unread::cost(d.len);
@@ -209,7 +211,7 @@ impl<'a> Worker<'a> {
                 _ => None,
             },
         };
-        match decide(d, peer.as_ref(), checks) {
+        match decide(d, peer, checks) {
             Verdict::Answer => {
                 if let (Some(ledger), Some(uid)) = (&mut self.ledger, uid) {
                     ledger.charge(uid, cost);
@@ -221,11 +223,13 @@ impl<'a> Worker<'a> {
             Verdict::Drop(reason) => {
                 self.dropped(reason);
                 self.reports
-                    .dropped(reason, d.len, peer.as_ref(), self.listener, self.policy);
-                return None;
+                    .dropped(reason, d.len, peer, self.listener, self.policy);
+                return false;
             }
         }
-        let peer = peer?;
+        let Some(peer) = peer else {
+            return false;
+        };
         if log_enabled!(Level::Trace) {
             trace!(
                 "got {} bytes {} from {} on {}",
@@ -238,7 +242,7 @@ impl<'a> Worker<'a> {
         if self.policy.reverse {
             data.reverse();
         }
-        Some(peer)
+        true
     }
 
     /// When a reply to `uid` would not fit its share by the estimate, reads
