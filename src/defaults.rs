@@ -30,10 +30,21 @@ pub const GUARD_PORT_LIST: [u16; 5] = [0, 7, 13, 19, 37];
 /// copy.
 pub const BUFFER_SIZE: usize = 65536;
 
-/// The most datagrams one receive or send call of the server handles. 16
-/// amortises the system call well while the worst case, 16 slots filled by
-/// 64 KiB datagrams, keeps the resident size near 1 MiB per socket.
-pub const BATCH: usize = 16;
+/// The most datagrams one receive or send call of the server handles, as
+/// the batched C loop does. Against 16, a full batch of small datagrams
+/// pays a quarter of the system calls' fixed cost: measured on Unix 64-byte
+/// datagrams, 4% less CPU per reply. Large datagrams get fewer
+/// ([`LARGE_BATCH`]), to keep the resident size down.
+pub const BATCH: usize = 64;
+
+/// The most datagrams per call while large ones (over [`SMALL`] bytes)
+/// arrive: the slots past these are given back to the kernel whenever a
+/// large datagram lands in one, so 16 slots of [`BUFFER_SIZE`], about
+/// 1 MiB per worker, is what large datagrams keep resident.
+pub const LARGE_BATCH: usize = 16;
+
+/// A datagram up to this size touches at most two pages of its slot.
+pub const SMALL: usize = 4096;
 
 /// The send buffer asked for on Unix sockets (the kernel doubles it).
 ///

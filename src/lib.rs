@@ -39,6 +39,15 @@
 //!
 //! `main.rs` only parses, sets up logging, dispatches and maps errors to an
 //! exit status.
+//!
+//! # Unsafe code
+//! Only where neither the standard library nor `nix` can do the job, each
+//! block with its reasoning beside it:
+//! - `activation::adopt`: owning an fd inherited from systemd;
+//! - `echo::mmsg`: `recvmmsg` with headers reset before every call, and
+//!   reading a peer's address from the storage the kernel filled;
+//! - `echo::unread`: the `SIOCOUTQ` ioctl;
+//! - `echo::slots`: `madvise`, giving the pages of unused slots back.
 
 pub mod activation;
 pub mod addr;

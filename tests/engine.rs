@@ -10,6 +10,7 @@ use dgecho::defaults::BATCH;
 use dgecho::echo::{Options, Reason, ReplyMode, Server};
 use dgecho::listener::Listener;
 use dgecho::ratelimit::Rate;
+use nix::sys::socket::{setsockopt, sockopt};
 
 use crate::util::autobound;
 
@@ -309,20 +310,23 @@ fn stop_is_prompt_and_heartbeats_advance() {
 
 #[test]
 fn a_burst_is_answered_whole_and_in_order() {
-    // More datagrams than one batch, queued before the loop reads them,
-    // with a jumbo one in the middle: every reply arrives, in order.
+    // More datagrams than one batch, with a jumbo one in the middle:
+    // every reply arrives, in order. The replies queue at the client until
+    // it reads, within its receive buffer (208 KiB unless raised).
     let (server, addr) = udp_server(Options::default());
     let c = client();
+    let _ = setsockopt(&c, sockopt::RcvBufForce, &(4 << 20));
     let big = vec![7u8; 65507];
-    for i in 0..(3 * BATCH as u32) {
-        if i == BATCH as u32 {
+    let (n, jumbo) = (BATCH as u32 + 8, BATCH as u32 / 2);
+    for i in 0..n {
+        if i == jumbo {
             c.send_to(&big, addr).unwrap();
         }
         c.send_to(&i.to_be_bytes(), addr).unwrap();
     }
     let mut buf = vec![0u8; 65536];
-    for i in 0..(3 * BATCH as u32) {
-        if i == BATCH as u32 {
+    for i in 0..n {
+        if i == jumbo {
             assert_eq!(c.recv(&mut buf).unwrap(), 65507);
         }
         let n = c.recv(&mut buf).unwrap();
@@ -330,7 +334,7 @@ fn a_burst_is_answered_whole_and_in_order() {
         want.reverse();
         assert_eq!(&buf[..n], &want, "reply {i} in order");
     }
-    assert_eq!(server.stop().0.answered, 3 * BATCH as u64 + 1);
+    assert_eq!(server.stop().0.answered, u64::from(n) + 1);
 }
 
 #[test]

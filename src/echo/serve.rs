@@ -10,6 +10,15 @@
 //! one, the loop asks for one datagram at a time, and every
 //! [`PROBE_EVERY`]th call asks for a whole batch again, to notice a
 //! backlog; a batch that brings more than one keeps it batching.
+//!
+//! # Large datagrams
+//! Every slot must hold the largest datagram, so [`BATCH`] slots of 64 KiB
+//! would all stay resident once large datagrams had filled them. A large
+//! datagram (over [`SMALL`] bytes) makes the loop ask for at most
+//! [`LARGE_BATCH`] at a time for the next [`LARGE_HOLD`] calls; and when
+//! one lands in a slot past those (a batch of small ones turning large),
+//! the slots past them are given back to the kernel once its replies are
+//! out. Small datagrams touch one or two pages of each slot.
 
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -23,7 +32,7 @@ use super::send::{Sender, send_replies};
 use super::slots::{Replies, Slots};
 use super::transport::Transport;
 use super::worker::{Job, Worker};
-use crate::defaults::BATCH;
+use crate::defaults::{BATCH, LARGE_BATCH, SMALL};
 
 /// Serves the job's socket until the server stops or the socket fails.
 pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
@@ -38,16 +47,14 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
     let mut pace = Pace::default();
     while job.running() {
         let n = match batch.recv(fd, &mut slots, pace.want(), MsgFlags::empty(), w.control()) {
-            Ok(n) => {
-                pace.got(n);
-                n
-            }
+            Ok(n) => n,
             Err(e) => {
                 w.recv_error(e).with_context(|| format!("on {listener}"))?;
                 continue;
             }
         };
         w.batch_start();
+        let (mut large, mut release) = (false, false);
         for i in 0..n {
             if batch.control_cut(i) {
                 w.control_cut();
@@ -62,6 +69,10 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
                 to_group: meta.to_group,
                 uid: meta.uid,
             };
+            if d.len > SMALL {
+                large = true;
+                release |= i >= LARGE_BATCH;
+            }
             let peer = replies.next_peer();
             *peer = batch.addr::<T::Peer>(i);
             if w.handle(slots.data_mut(i, d.len), d, peer.as_ref()) {
@@ -70,6 +81,10 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
         }
         send_replies(fd, &mut sender, &slots, &replies, &mut w);
         replies.clear();
+        pace.got(n, large);
+        if release {
+            slots.release(LARGE_BATCH);
+        }
     }
     debug!("loop stopped on {listener}");
     Ok(())
@@ -79,26 +94,40 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
 /// batch, to notice a backlog.
 pub(super) const PROBE_EVERY: u32 = 8;
 
-/// How many datagrams to ask for next (see "Adaptive batching").
+/// For how many calls after a large datagram the loop asks for at most
+/// [`LARGE_BATCH`] (see "Large datagrams").
+pub(super) const LARGE_HOLD: u32 = 64;
+
+/// How many datagrams to ask for next (see "Adaptive batching" and "Large
+/// datagrams").
 #[derive(Debug, Default)]
 struct Pace {
     /// Receiving one at a time, and how many calls since the last probe.
     single: Option<u32>,
+    /// Calls left at [`LARGE_BATCH`].
+    large: u32,
 }
 
 impl Pace {
     fn want(&self) -> usize {
         match self.single {
             Some(n) if n < PROBE_EVERY => 1,
+            _ if self.large > 0 => LARGE_BATCH,
             _ => BATCH,
         }
     }
 
-    fn got(&mut self, n: usize) {
+    /// A call brought `n` datagrams, some of them large or not.
+    fn got(&mut self, n: usize, large: bool) {
         self.single = match (self.single, n) {
             (_, 2..) => None,
             (Some(k), _) if k < PROBE_EVERY => Some(k + 1),
             _ => Some(0),
+        };
+        self.large = if large {
+            LARGE_HOLD
+        } else {
+            self.large.saturating_sub(1)
         };
     }
 }
@@ -111,21 +140,45 @@ mod tests {
     fn pace_goes_single_after_a_lone_datagram_and_probes() {
         let mut p = Pace::default();
         assert_eq!(p.want(), BATCH);
-        p.got(1);
+        p.got(1, false);
         for _ in 0..PROBE_EVERY {
             assert_eq!(p.want(), 1);
-            p.got(1);
+            p.got(1, false);
         }
         assert_eq!(p.want(), BATCH, "a probe for a backlog");
-        p.got(1);
+        p.got(1, false);
         assert_eq!(p.want(), 1, "none: single again");
         for _ in 0..PROBE_EVERY {
-            p.got(1);
+            p.got(1, false);
         }
         assert_eq!(p.want(), BATCH);
-        p.got(5);
+        p.got(5, false);
         assert_eq!(p.want(), BATCH, "a backlog keeps it batching");
-        p.got(16);
+        p.got(16, false);
         assert_eq!(p.want(), BATCH);
+    }
+
+    #[test]
+    fn pace_asks_for_fewer_while_large_datagrams_arrive() {
+        let mut p = Pace::default();
+        p.got(BATCH, false);
+        assert_eq!(p.want(), BATCH);
+        p.got(3, true);
+        for _ in 0..LARGE_HOLD {
+            assert_eq!(p.want(), LARGE_BATCH);
+            p.got(LARGE_BATCH, false);
+        }
+        assert_eq!(p.want(), BATCH, "small again for long enough");
+        p.got(5, true);
+        p.got(LARGE_BATCH, false);
+        p.got(4, true);
+        for _ in 0..LARGE_HOLD {
+            assert_eq!(p.want(), LARGE_BATCH, "each large one holds it again");
+            p.got(2, false);
+        }
+        assert_eq!(p.want(), BATCH);
+        // A lone datagram still goes single, large or not.
+        p.got(1, true);
+        assert_eq!(p.want(), 1);
     }
 }

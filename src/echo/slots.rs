@@ -2,6 +2,10 @@
 //! worker: nothing on the per-datagram path allocates.
 
 use std::io::IoSlice;
+use std::ptr::NonNull;
+
+use nix::sys::mman::{MmapAdvise, madvise};
+use nix::unistd::{SysconfVar, sysconf};
 
 use crate::defaults::{BATCH, BUFFER_SIZE};
 
@@ -9,19 +13,62 @@ use crate::defaults::{BATCH, BUFFER_SIZE};
 /// cost no memory, so small datagrams keep the resident size to a few pages
 /// per slot; a reply is sent from the slot its request arrived in.
 pub(super) struct Slots {
-    bufs: Vec<u8>,
+    /// Room for the slots and a page more: they start at `start`, on a
+    /// page boundary, so that every slot is whole pages.
+    mem: Vec<u8>,
+    start: usize,
+    /// The memory page size, for [`Slots::release`].
+    page: usize,
 }
 
 impl Slots {
     pub fn new() -> Slots {
-        Slots {
-            bufs: vec![0u8; BATCH * BUFFER_SIZE],
+        let page = sysconf(SysconfVar::PAGE_SIZE).ok().flatten();
+        let page = page.and_then(|p| usize::try_from(p).ok()).unwrap_or(4096);
+        let mut mem = vec![0u8; BATCH * BUFFER_SIZE + page];
+        let start = mem.as_mut_ptr().align_offset(page).min(page);
+        Slots { mem, start, page }
+    }
+
+    /// All the slots, in one piece.
+    fn bufs(&self) -> &[u8] {
+        &self.mem[self.start..self.start + BATCH * BUFFER_SIZE]
+    }
+
+    fn bufs_mut(&mut self) -> &mut [u8] {
+        &mut self.mem[self.start..self.start + BATCH * BUFFER_SIZE]
+    }
+
+    /// Gives the whole pages of slots `from..` back to the kernel: they
+    /// read as zeros afterwards and take no memory until written again.
+    /// Large datagrams that landed there would otherwise keep up to
+    /// `BATCH - from` times [`BUFFER_SIZE`] resident for good. A failure
+    /// only leaves the memory resident.
+    pub fn release(&mut self, from: usize) {
+        let page = self.page;
+        let range = &mut self.bufs_mut()[(from * BUFFER_SIZE).min(BATCH * BUFFER_SIZE)..];
+        let skip = range.as_mut_ptr().align_offset(page);
+        let len = range.len().saturating_sub(skip) / page * page;
+        let Some(start) = range
+            .get_mut(skip..)
+            .and_then(|r| NonNull::new(r.as_mut_ptr()))
+        else {
+            return;
+        };
+        if len == 0 {
+            return;
         }
+        // SAFETY: the `len` bytes from `start` lie within `mem`, which
+        // `&mut self` borrows exclusively, and start on a page boundary.
+        // The allocator's memory is private and anonymous, where
+        // MADV_DONTNEED makes the pages read as zeros: a valid value for
+        // `u8`. nix offers madvise only as an unsafe function.
+        let _ = unsafe { madvise(start.cast(), len, MmapAdvise::MADV_DONTNEED) };
     }
 
     /// Slot `i`, whole, to receive into.
     pub fn slot_mut(&mut self, i: usize) -> &mut [u8] {
-        &mut self.bufs[i * BUFFER_SIZE..(i + 1) * BUFFER_SIZE]
+        &mut self.bufs_mut()[i * BUFFER_SIZE..(i + 1) * BUFFER_SIZE]
     }
 
     /// The first `len` bytes of slot `i` (at most the slot), mutable so the
@@ -33,7 +80,7 @@ impl Slots {
     /// A raw pointer to each slot, for [`RecvBatch`](super::mmsg::RecvBatch),
     /// which hands them to the kernel.
     pub fn iovs_raw(&mut self) -> impl Iterator<Item = *mut u8> + '_ {
-        self.bufs
+        self.bufs_mut()
             .chunks_exact_mut(BUFFER_SIZE)
             .map(|c| c.as_mut_ptr())
     }
@@ -52,7 +99,7 @@ impl Slots {
             let k = (from + j).min(to - 1);
             let (i, len) = (replies.slot[k], replies.len[k]);
             [IoSlice::new(
-                &self.bufs[i * BUFFER_SIZE..i * BUFFER_SIZE + len],
+                &self.bufs()[i * BUFFER_SIZE..i * BUFFER_SIZE + len],
             )]
         })
     }
@@ -106,5 +153,28 @@ impl<P: Copy, S: Copy> Replies<P, S> {
 
     pub fn clear(&mut self) {
         self.n = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::defaults::LARGE_BATCH;
+
+    /// Released slots read as zeros (the kernel took their pages back);
+    /// the slots before them keep their data.
+    #[test]
+    fn release_gives_back_the_slots_past_the_first() {
+        let mut s = Slots::new();
+        for i in [0, LARGE_BATCH - 1, LARGE_BATCH, BATCH - 1] {
+            s.slot_mut(i).fill(0xa5);
+        }
+        s.release(LARGE_BATCH);
+        assert!(s.slot_mut(0).iter().all(|&b| b == 0xa5));
+        assert!(s.slot_mut(LARGE_BATCH - 1).iter().all(|&b| b == 0xa5));
+        assert!(s.slot_mut(LARGE_BATCH).iter().all(|&b| b == 0));
+        assert!(s.slot_mut(BATCH - 1).iter().all(|&b| b == 0));
+        s.release(BATCH);
+        s.release(BATCH + 1);
     }
 }
