@@ -175,18 +175,19 @@ impl<P: Peer, S: Source> Out<'_, '_, P, S> {
     /// a failed call uses up exactly its first reply.
     fn run(&mut self, from: usize, to: usize) -> usize {
         let replies = self.replies;
-        let iovs = self.slots.reply_iovs(replies, from, to);
-        let Some(first) = replies.to[from] else {
+        let Some(first) = &replies.to[from] else {
             return 1;
         };
         let src = replies.src[from];
         if to - from == 1 && src.is_none() {
-            match sendto(self.fd, &iovs[0][0], &first, MsgFlags::MSG_DONTWAIT) {
+            let reply = self.slots.reply(replies, from);
+            match sendto(self.fd, reply, first, MsgFlags::MSG_DONTWAIT) {
                 Ok(_) => self.w.sent(1),
-                Err(e) => self.w.send_failed(e, &first),
+                Err(e) => self.w.send_failed(e, first),
             }
             return 1;
         }
+        let iovs = self.slots.reply_iovs(replies, from, to);
         let one;
         let (hdrs, cmsgs): (_, &[ControlMessage<'_>]) = match &src {
             Some(s) => {
@@ -210,7 +211,7 @@ impl<P: Peer, S: Source> Out<'_, '_, P, S> {
                 k.max(1)
             }
             Err(e) => {
-                self.w.send_failed(e, &first);
+                self.w.send_failed(e, first);
                 1
             }
         }

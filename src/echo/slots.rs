@@ -86,22 +86,26 @@ impl Slots {
     }
 
     /// The send vectors of `replies[from..to]`, for `sendmmsg`: one per
-    /// reply. Entries past `to - from` repeat the last one and are never
-    /// sent. As the vectors of a single message, they carry a GSO run. Entries
-    /// past `to - from` repeat the last one and are never sent.
+    /// reply, in the first `to - from` entries; the rest are empty and
+    /// never sent. As the vectors of a single message, they carry a GSO
+    /// run.
     pub fn reply_iovs<P, S>(
         &self,
         replies: &Replies<P, S>,
         from: usize,
         to: usize,
     ) -> [[IoSlice<'_>; 1]; BATCH] {
-        std::array::from_fn(|j| {
-            let k = (from + j).min(to - 1);
-            let (i, len) = (replies.slot[k], replies.len[k]);
-            [IoSlice::new(
-                &self.bufs()[i * BUFFER_SIZE..i * BUFFER_SIZE + len],
-            )]
-        })
+        let mut iovs = [[IoSlice::new(&[])]; BATCH];
+        for (iov, k) in iovs.iter_mut().zip(from..to) {
+            iov[0] = IoSlice::new(self.reply(replies, k));
+        }
+        iovs
+    }
+
+    /// The bytes of reply `k`.
+    pub fn reply<P, S>(&self, replies: &Replies<P, S>, k: usize) -> &[u8] {
+        let (i, len) = (replies.slot[k], replies.len[k]);
+        &self.bufs()[i * BUFFER_SIZE..i * BUFFER_SIZE + len]
     }
 }
 
