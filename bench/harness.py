@@ -317,7 +317,15 @@ def main():
         n = 0
         for r in range(rounds):
             for (t, s, w) in configs:
-                for name, cmd in servers.items():
+                # Where a server runs within a round moves its figures by a
+                # few points on a VM (what ran just before it warms or cools
+                # the caches and the host's scheduling): every other round
+                # runs them in reverse order, so that no server keeps one
+                # position.
+                order = list(servers.items())
+                if r % 2:
+                    order.reverse()
+                for name, cmd in order:
                     if name == "nogso" and t != "udp":
                         continue
                     n += 1
