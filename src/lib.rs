@@ -47,7 +47,8 @@
 //! - `echo::mmsg`: `recvmmsg` with headers reset before every call, and
 //!   reading a peer's address from the storage the kernel filled;
 //! - `echo::unread`: the `SIOCOUTQ` ioctl;
-//! - `echo::slots`: `madvise`, giving the pages of unused slots back.
+//! - `echo::slots`: `madvise`, giving the pages of unused slots back and
+//!   keeping the slots out of transparent huge pages.
 
 pub mod activation;
 pub mod addr;
