@@ -38,9 +38,10 @@ pub const BUFFER_SIZE: usize = 65536;
 pub const BATCH: usize = 64;
 
 /// The most datagrams per call while large ones (over [`SMALL`] bytes)
-/// arrive: the slots past these are given back to the kernel whenever a
-/// large datagram lands in one, so 16 slots of [`BUFFER_SIZE`], about
-/// 1 MiB per worker, is what large datagrams keep resident.
+/// arrive: when a large datagram lands in a slot past these anyway, the
+/// pages it touched past the slot's first [`SMALL`] bytes are given back
+/// to the kernel, so 16 slots of [`BUFFER_SIZE`], about 1 MiB per worker,
+/// is what large datagrams keep resident.
 pub const LARGE_BATCH: usize = 16;
 
 /// A datagram up to this size touches at most two pages of its slot.

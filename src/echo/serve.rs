@@ -17,8 +17,10 @@
 //! datagram (over [`SMALL`] bytes) makes the loop ask for at most
 //! [`LARGE_BATCH`] at a time for the next [`LARGE_HOLD`] calls; and when
 //! one lands in a slot past those (a batch of small ones turning large),
-//! the slots past them are given back to the kernel once its replies are
-//! out. Small datagrams touch one or two pages of each slot.
+//! the pages it touched past the slot's first [`SMALL`] bytes are given
+//! back to the kernel once its replies are out. Small datagrams touch only
+//! those first pages, which stay: they would fault in again, zeroed, at
+//! the next full batch.
 
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -33,6 +35,9 @@ use super::slots::{Replies, Slots};
 use super::transport::Transport;
 use super::worker::{Job, Worker};
 use crate::defaults::{BATCH, LARGE_BATCH, SMALL};
+
+// One bit per slot in a batch's set of slots to release.
+const _: () = assert!(BATCH <= 64);
 
 /// Serves the job's socket until the server stops or the socket fails.
 pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
@@ -54,7 +59,8 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
             }
         };
         w.batch_start();
-        let (mut large, mut release) = (false, false);
+        // The slots past LARGE_BATCH that large datagrams touched.
+        let (mut large, mut release) = (false, 0u64);
         for i in 0..n {
             if batch.control_cut(i) {
                 w.control_cut();
@@ -71,7 +77,9 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
             };
             if d.len > SMALL {
                 large = true;
-                release |= i >= LARGE_BATCH;
+                if i >= LARGE_BATCH {
+                    release |= 1 << i;
+                }
             }
             let peer = replies.next_peer();
             *peer = batch.addr::<T::Peer>(i);
@@ -82,8 +90,9 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
         send_replies(fd, &mut sender, &slots, &replies, &mut w);
         replies.clear();
         pace.got(n, large);
-        if release {
-            slots.release(LARGE_BATCH);
+        while release != 0 {
+            slots.release(release.trailing_zeros() as usize);
+            release &= release - 1;
         }
     }
     debug!("loop stopped on {listener}");

@@ -7,7 +7,7 @@ use std::ptr::NonNull;
 use nix::sys::mman::{MmapAdvise, madvise};
 use nix::unistd::{SysconfVar, sysconf};
 
-use crate::defaults::{BATCH, BUFFER_SIZE};
+use crate::defaults::{BATCH, BUFFER_SIZE, SMALL};
 
 /// [`BATCH`] receive buffers of [`BUFFER_SIZE`] bytes each. Untouched pages
 /// cost no memory, so small datagrams keep the resident size to a few pages
@@ -62,28 +62,36 @@ impl Slots {
         &mut self.mem[self.start..self.start + BATCH * BUFFER_SIZE]
     }
 
-    /// Gives the whole pages of slots `from..` back to the kernel: they
-    /// read as zeros afterwards and take no memory until written again.
-    /// Large datagrams that landed there would otherwise keep up to
-    /// `BATCH - from` times [`BUFFER_SIZE`] resident for good. A failure
-    /// only leaves the memory resident.
-    pub fn release(&mut self, from: usize) {
+    /// Gives back to the kernel the pages of slot `i` that only a large
+    /// datagram touches: all but those of its first [`SMALL`] bytes, where
+    /// small datagrams land. They read as zeros afterwards and take no
+    /// memory until written again. Large datagrams that landed in the slots
+    /// past the first [`LARGE_BATCH`](crate::defaults::LARGE_BATCH) would
+    /// otherwise keep up to `BATCH - LARGE_BATCH` times [`BUFFER_SIZE`]
+    /// resident for good; giving back the first pages too would make every
+    /// small datagram that lands there next fault a zeroed page in again.
+    /// A failure only leaves the memory resident.
+    pub fn release(&mut self, i: usize) {
+        if i >= BATCH {
+            return;
+        }
         let page = self.page;
-        let range = &mut self.bufs_mut()[(from * BUFFER_SIZE).min(BATCH * BUFFER_SIZE)..];
-        let skip = range.as_mut_ptr().align_offset(page);
-        let len = range.len().saturating_sub(skip) / page * page;
-        let Some(start) = range
-            .get_mut(skip..)
-            .and_then(|r| NonNull::new(r.as_mut_ptr()))
-        else {
+        let keep = SMALL.div_ceil(page) * page;
+        let slot = self.slot_mut(i);
+        let skip = slot.as_mut_ptr().align_offset(page).saturating_add(keep);
+        let Some(range) = slot.get_mut(skip..) else {
+            return;
+        };
+        let len = range.len() / page * page;
+        let Some(start) = NonNull::new(range.as_mut_ptr()) else {
             return;
         };
         if len == 0 {
             return;
         }
-        // SAFETY: the `len` bytes from `start` lie within `mem`, which
-        // `&mut self` borrows exclusively, and start on a page boundary.
-        // The allocator's memory is private and anonymous, where
+        // SAFETY: the `len` bytes from `start` lie within slot `i`, in
+        // `mem`, which `&mut self` borrows exclusively, and start on a page
+        // boundary. The allocator's memory is private and anonymous, where
         // MADV_DONTNEED makes the pages read as zeros: a valid value for
         // `u8`. nix offers madvise only as an unsafe function.
         let _ = unsafe { madvise(start.cast(), len, MmapAdvise::MADV_DONTNEED) };
@@ -188,19 +196,23 @@ mod tests {
     use super::*;
     use crate::defaults::LARGE_BATCH;
 
-    /// Released slots read as zeros (the kernel took their pages back);
-    /// the slots before them keep their data.
+    /// A released slot keeps the pages of its first [`SMALL`] bytes and
+    /// reads as zeros past them (the kernel took those pages back); the
+    /// other slots keep their data.
     #[test]
-    fn release_gives_back_the_slots_past_the_first() {
+    fn release_gives_back_a_slot_past_its_small_part() {
         let mut s = Slots::new();
         for i in [0, LARGE_BATCH - 1, LARGE_BATCH, BATCH - 1] {
             s.slot_mut(i).fill(0xa5);
         }
-        s.release(LARGE_BATCH);
+        let keep = SMALL.div_ceil(s.page) * s.page;
+        for i in [LARGE_BATCH, BATCH - 1] {
+            s.release(i);
+            assert!(s.slot_mut(i)[..keep].iter().all(|&b| b == 0xa5));
+            assert!(s.slot_mut(i)[keep..].iter().all(|&b| b == 0));
+        }
         assert!(s.slot_mut(0).iter().all(|&b| b == 0xa5));
         assert!(s.slot_mut(LARGE_BATCH - 1).iter().all(|&b| b == 0xa5));
-        assert!(s.slot_mut(LARGE_BATCH).iter().all(|&b| b == 0));
-        assert!(s.slot_mut(BATCH - 1).iter().all(|&b| b == 0));
         s.release(BATCH);
         s.release(BATCH + 1);
     }
