@@ -44,7 +44,8 @@ pub const BATCH: usize = 64;
 /// is what large datagrams keep resident.
 pub const LARGE_BATCH: usize = 16;
 
-/// A datagram up to this size touches at most two pages of its slot.
+/// A datagram up to this size touches only the first page of its slot (on
+/// 4 KiB pages; see `Pace` in `echo::serve` for larger ones).
 pub const SMALL: usize = 4096;
 
 /// The send buffer asked for on Unix sockets (the kernel doubles it).
@@ -73,8 +74,10 @@ pub const RATE_LIMIT: crate::ratelimit::Rate = crate::ratelimit::Rate {
     burst: 2000,
 };
 
-/// The most sockets dgecho takes from systemd. Each gets a thread and about
-/// 1 MiB of buffers, and a socket unit with more than a few is a mistake;
+/// The most sockets dgecho takes from systemd. Each gets a thread and 4 MiB
+/// of buffer address space (small datagrams keep about 256 KiB of it
+/// resident, large ones about 1 MiB), and a socket unit with more than a
+/// few is a mistake;
 /// the bound also keeps a wild `LISTEN_FDS` from costing memory.
 pub const MAX_LISTEN_FDS: usize = 1024;
 

@@ -49,7 +49,7 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
     let mut replies = Replies::<T::Peer, T::Src>::new();
     let mut w = Worker::new(job);
     debug!("loop started on {listener}, up to {BATCH} datagrams per system call");
-    let mut pace = Pace::default();
+    let mut pace = Pace::new(slots.page());
     while job.running() {
         let n = match batch.recv(fd, &mut slots, pace.want(), MsgFlags::empty(), w.control()) {
             Ok(n) => n,
@@ -109,20 +109,34 @@ pub(super) const LARGE_HOLD: u32 = 64;
 
 /// How many datagrams to ask for next (see "Adaptive batching" and "Large
 /// datagrams").
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Pace {
     /// Receiving one at a time, and how many calls since the last probe.
     single: Option<u32>,
     /// Calls left at [`LARGE_BATCH`].
     large: u32,
+    /// The most per call: [`BATCH`], or [`LARGE_BATCH`] where a page is
+    /// larger than [`SMALL`] (64 KiB pages on some ppc64el and arm64
+    /// kernels): there a small datagram makes its whole slot resident, and
+    /// 64 slots would keep 4 MiB.
+    most: usize,
 }
 
 impl Pace {
+    /// A pace for slots on pages of `page` bytes.
+    fn new(page: usize) -> Pace {
+        Pace {
+            single: None,
+            large: 0,
+            most: if page <= SMALL { BATCH } else { LARGE_BATCH },
+        }
+    }
+
     fn want(&self) -> usize {
         match self.single {
             Some(n) if n < PROBE_EVERY => 1,
             _ if self.large > 0 => LARGE_BATCH,
-            _ => BATCH,
+            _ => self.most,
         }
     }
 
@@ -147,7 +161,7 @@ mod tests {
 
     #[test]
     fn pace_goes_single_after_a_lone_datagram_and_probes() {
-        let mut p = Pace::default();
+        let mut p = Pace::new(4096);
         assert_eq!(p.want(), BATCH);
         p.got(1, false);
         for _ in 0..PROBE_EVERY {
@@ -168,8 +182,18 @@ mod tests {
     }
 
     #[test]
+    fn pages_larger_than_a_small_datagram_keep_the_batch_small() {
+        let mut p = Pace::new(65536);
+        assert_eq!(p.want(), LARGE_BATCH);
+        p.got(LARGE_BATCH, false);
+        assert_eq!(p.want(), LARGE_BATCH);
+        assert_eq!(Pace::new(16384).want(), LARGE_BATCH);
+        assert_eq!(Pace::new(4096).want(), BATCH);
+    }
+
+    #[test]
     fn pace_asks_for_fewer_while_large_datagrams_arrive() {
-        let mut p = Pace::default();
+        let mut p = Pace::new(4096);
         p.got(BATCH, false);
         assert_eq!(p.want(), BATCH);
         p.got(3, true);

@@ -53,6 +53,11 @@ impl Slots {
         let _ = unsafe { madvise(start.cast(), len, MmapAdvise::MADV_NOHUGEPAGE) };
     }
 
+    /// The memory page size.
+    pub fn page(&self) -> usize {
+        self.page
+    }
+
     /// All the slots, in one piece.
     fn bufs(&self) -> &[u8] {
         &self.mem[self.start..self.start + BATCH * BUFFER_SIZE]
