@@ -48,8 +48,11 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
     let mut sender = Sender::<T::Peer>::new(T::src_space(), T::GSO && job.policy.gso);
     let mut replies = Replies::<T::Peer, T::Src>::new();
     let mut w = Worker::new(job);
-    debug!("loop started on {listener}, up to {BATCH} datagrams per system call");
     let mut pace = Pace::new(slots.page());
+    debug!(
+        "loop started on {listener}, up to {} datagrams per system call",
+        pace.most
+    );
     while job.running() {
         let n = match batch.recv(fd, &mut slots, pace.want(), MsgFlags::empty(), w.control()) {
             Ok(n) => n,
