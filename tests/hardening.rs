@@ -334,14 +334,23 @@ fn nobody_is_answered(d: &mut Daemon, path: &std::path::Path, hogged: u64) {
 /// so that none of its replies can be charged to its uid. The account of
 /// unattributed replies is bounded like a user's: another user is still
 /// answered.
-#[test]
-fn a_hog_that_queues_before_credentials_never_silences_another_user() {
+/// Runs `f` in a network namespace of the test's own where a Unix socket
+/// queues 512 datagrams (`net.unix.max_dgram_qlen`, as systemd sets it),
+/// so that hundreds of them can wait for a stopped daemon; or skips.
+fn with_long_unix_queues(f: impl FnOnce() + Send) {
     let ns = match crate::netns::Netns::create(&[]) {
         Ok(ns) => ns,
         Err(e) => return crate::netns::cannot_run(&e),
     };
     ns.run(|| {
         std::fs::write("/proc/sys/net/unix/max_dgram_qlen", "512").unwrap();
+        f();
+    });
+}
+
+#[test]
+fn a_hog_that_queues_before_credentials_never_silences_another_user() {
+    with_long_unix_queues(|| {
         let dir = TempDir::new();
         chmod(&dir.0, 0o755);
         let (d, path) = unix_daemon(&dir, Daemon::builder());
@@ -376,16 +385,12 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// Found by attacking the batch of 64: a batch of large datagrams after
 /// small ones fills 64 slots of 64 KiB, and those 4 MiB stayed resident
-/// for good. The slots past the first 16 are given back, so large
-/// datagrams keep about 1 MiB resident, as with a batch of 16.
+/// for good. The pages they filled in the slots past the first 16 are
+/// given back, so large datagrams keep about 1 MiB resident, as with a
+/// batch of 16.
 #[test]
 fn a_batch_of_large_datagrams_leaves_no_more_than_16_slots_resident() {
-    let ns = match crate::netns::Netns::create(&[]) {
-        Ok(ns) => ns,
-        Err(e) => return crate::netns::cannot_run(&e),
-    };
-    ns.run(|| {
-        std::fs::write("/proc/sys/net/unix/max_dgram_qlen", "512").unwrap();
+    with_long_unix_queues(|| {
         let dir = TempDir::new();
         let (d, path) = unix_daemon(&dir, Daemon::builder());
         // Nothing received yet: the loop waits for a whole batch.
