@@ -2,6 +2,7 @@
 //! worker: nothing on the per-datagram path allocates.
 
 use std::io::IoSlice;
+use std::ops::Range;
 use std::ptr::NonNull;
 
 use nix::sys::mman::{MmapAdvise, madvise};
@@ -41,16 +42,34 @@ impl Slots {
     /// datagrams. (The 1 MiB of a batch of 16 never held an aligned 2 MiB.)
     /// A failure (a kernel without THP) changes nothing.
     fn no_huge_pages(&mut self) {
-        let bufs = self.bufs_mut();
-        let len = bufs.len();
-        let Some(start) = NonNull::new(bufs.as_mut_ptr()) else {
+        self.advise(0..BATCH * BUFFER_SIZE, MmapAdvise::MADV_NOHUGEPAGE);
+    }
+
+    /// Gives the kernel `advice` for the whole pages within `bufs[range]`;
+    /// a failure only leaves the memory as it was.
+    fn advise(&mut self, range: Range<usize>, advice: MmapAdvise) {
+        let page = self.page;
+        let Some(r) = self.bufs_mut().get_mut(range) else {
             return;
         };
-        // SAFETY: the `len` bytes from `start` are the slots, within `mem`,
-        // which `&mut self` borrows exclusively, and start on a page
-        // boundary. MADV_NOHUGEPAGE changes how the kernel backs them,
-        // never what they hold.
-        let _ = unsafe { madvise(start.cast(), len, MmapAdvise::MADV_NOHUGEPAGE) };
+        let skip = r.as_mut_ptr().align_offset(page);
+        let Some(r) = r.get_mut(skip..) else {
+            return;
+        };
+        let len = r.len() / page * page;
+        let Some(start) = NonNull::new(r.as_mut_ptr()) else {
+            return;
+        };
+        if len == 0 {
+            return;
+        }
+        // SAFETY: the `len` bytes from `start` lie within `mem`, which
+        // `&mut self` borrows exclusively, and start on a page boundary.
+        // The allocator's memory is private and anonymous: MADV_NOHUGEPAGE
+        // changes only how the kernel backs it, and after MADV_DONTNEED it
+        // reads as zeros, a valid value for `u8`. nix offers madvise only
+        // as an unsafe function.
+        let _ = unsafe { madvise(start.cast(), len, advice) };
     }
 
     /// The memory page size.
@@ -80,26 +99,9 @@ impl Slots {
         if i >= BATCH {
             return;
         }
-        let page = self.page;
-        let keep = SMALL.div_ceil(page) * page;
-        let slot = self.slot_mut(i);
-        let skip = slot.as_mut_ptr().align_offset(page).saturating_add(keep);
-        let Some(range) = slot.get_mut(skip..) else {
-            return;
-        };
-        let len = range.len() / page * page;
-        let Some(start) = NonNull::new(range.as_mut_ptr()) else {
-            return;
-        };
-        if len == 0 {
-            return;
-        }
-        // SAFETY: the `len` bytes from `start` lie within slot `i`, in
-        // `mem`, which `&mut self` borrows exclusively, and start on a page
-        // boundary. The allocator's memory is private and anonymous, where
-        // MADV_DONTNEED makes the pages read as zeros: a valid value for
-        // `u8`. nix offers madvise only as an unsafe function.
-        let _ = unsafe { madvise(start.cast(), len, MmapAdvise::MADV_DONTNEED) };
+        let keep = SMALL.div_ceil(self.page) * self.page;
+        let start = i * BUFFER_SIZE + keep.min(BUFFER_SIZE);
+        self.advise(start..(i + 1) * BUFFER_SIZE, MmapAdvise::MADV_DONTNEED);
     }
 
     /// Slot `i`, whole, to receive into.
