@@ -36,7 +36,7 @@ use super::transport::Transport;
 use super::worker::{Job, Worker};
 use crate::defaults::{BATCH, LARGE_BATCH, SMALL};
 
-// One bit per slot in a batch's set of slots to release.
+// One bit per slot in a batch's set of slots with large datagrams.
 const _: () = assert!(BATCH <= 64);
 
 /// Serves the job's socket until the server stops or the socket fails.
@@ -62,8 +62,8 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
             }
         };
         w.batch_start();
-        // The slots past LARGE_BATCH that large datagrams touched.
-        let (mut large, mut release) = (false, 0u64);
+        // The slots that took a large datagram, one bit each.
+        let mut large = 0u64;
         for i in 0..n {
             if batch.control_cut(i) {
                 w.control_cut();
@@ -79,10 +79,7 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
                 uid: meta.uid,
             };
             if d.len > SMALL {
-                large = true;
-                if i >= LARGE_BATCH {
-                    release |= 1 << i;
-                }
+                large |= 1 << i;
             }
             let peer = replies.next_peer();
             *peer = batch.addr::<T::Peer>(i);
@@ -92,11 +89,8 @@ pub(super) fn serve<T: Transport>(job: &Job<'_>) -> Result<()> {
         }
         send_replies(fd, &mut sender, &slots, &replies, &mut w);
         replies.clear();
-        pace.got(n, large);
-        while release != 0 {
-            slots.release(release.trailing_zeros() as usize);
-            release &= release - 1;
-        }
+        pace.got(n, large != 0);
+        slots.release_large(large);
     }
     debug!("loop stopped on {listener}");
     Ok(())

@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 use nix::sys::mman::{MmapAdvise, madvise};
 use nix::unistd::{SysconfVar, sysconf};
 
-use crate::defaults::{BATCH, BUFFER_SIZE, SMALL};
+use crate::defaults::{BATCH, BUFFER_SIZE, LARGE_BATCH, SMALL};
 
 /// [`BATCH`] receive buffers of [`BUFFER_SIZE`] bytes each. Untouched pages
 /// cost no memory, so small datagrams keep the resident size to a few pages
@@ -18,7 +18,7 @@ pub(super) struct Slots {
     /// page boundary, so that every slot is whole pages.
     mem: Vec<u8>,
     start: usize,
-    /// The memory page size, for [`Slots::release`].
+    /// The memory page size, for [`Slots::release_large`].
     page: usize,
 }
 
@@ -86,22 +86,27 @@ impl Slots {
         &mut self.mem[self.start..self.start + BATCH * BUFFER_SIZE]
     }
 
-    /// Gives back to the kernel the pages of slot `i` that only a large
-    /// datagram touches: all but those of its first [`SMALL`] bytes, where
-    /// small datagrams land. They read as zeros afterwards and take no
-    /// memory until written again. Large datagrams that landed in the slots
-    /// past the first [`LARGE_BATCH`](crate::defaults::LARGE_BATCH) would
+    /// Gives back to the kernel the pages that only a large datagram
+    /// touches (all but those of a slot's first [`SMALL`] bytes, where small
+    /// datagrams land) in each slot of `large` (one bit per slot) past the
+    /// first [`LARGE_BATCH`]. They read as zeros afterwards and take no
+    /// memory until written again. Large datagrams that landed there would
     /// otherwise keep up to `BATCH - LARGE_BATCH` times [`BUFFER_SIZE`]
     /// resident for good; giving back the first pages too would make every
     /// small datagram that lands there next fault a zeroed page in again.
-    /// A failure only leaves the memory resident.
-    pub fn release(&mut self, i: usize) {
-        if i >= BATCH {
-            return;
+    /// The first [`LARGE_BATCH`] slots keep theirs: they are what large
+    /// datagrams may keep. A failure only leaves the memory resident.
+    pub fn release_large(&mut self, large: u64) {
+        let keep = (SMALL.div_ceil(self.page) * self.page).min(BUFFER_SIZE);
+        let mut past = large & !((1u64 << LARGE_BATCH) - 1);
+        while past != 0 {
+            let i = past.trailing_zeros() as usize;
+            past &= past - 1;
+            if i < BATCH {
+                let start = i * BUFFER_SIZE + keep;
+                self.advise(start..(i + 1) * BUFFER_SIZE, MmapAdvise::MADV_DONTNEED);
+            }
         }
-        let keep = SMALL.div_ceil(self.page) * self.page;
-        let start = i * BUFFER_SIZE + keep.min(BUFFER_SIZE);
-        self.advise(start..(i + 1) * BUFFER_SIZE, MmapAdvise::MADV_DONTNEED);
     }
 
     /// Slot `i`, whole, to receive into.
@@ -201,27 +206,29 @@ impl<P: Copy, S: Copy> Replies<P, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::defaults::LARGE_BATCH;
 
     /// A released slot keeps the pages of its first [`SMALL`] bytes and
     /// reads as zeros past them (the kernel took those pages back); the
-    /// other slots keep their data.
+    /// first [`LARGE_BATCH`] slots keep their data even when large
+    /// datagrams filled them, and so do the slots without one.
     #[test]
-    fn release_gives_back_a_slot_past_its_small_part() {
+    fn release_gives_back_the_large_slots_past_their_small_part() {
         let mut s = Slots::new();
-        for i in [0, LARGE_BATCH - 1, LARGE_BATCH, BATCH - 1] {
+        let filled = [0, LARGE_BATCH - 1, LARGE_BATCH, LARGE_BATCH + 1, BATCH - 1];
+        for i in filled {
             s.slot_mut(i).fill(0xa5);
         }
+        let large = [0, LARGE_BATCH - 1, LARGE_BATCH, BATCH - 1];
+        s.release_large(large.iter().fold(0, |m, &i| m | 1 << i));
         let keep = SMALL.div_ceil(s.page) * s.page;
         for i in [LARGE_BATCH, BATCH - 1] {
-            s.release(i);
             assert!(s.slot_mut(i)[..keep].iter().all(|&b| b == 0xa5));
-            assert!(s.slot_mut(i)[keep..].iter().all(|&b| b == 0));
+            assert!(s.slot_mut(i)[keep..].iter().all(|&b| b == 0), "slot {i}");
         }
-        assert!(s.slot_mut(0).iter().all(|&b| b == 0xa5));
-        assert!(s.slot_mut(LARGE_BATCH - 1).iter().all(|&b| b == 0xa5));
-        s.release(BATCH);
-        s.release(BATCH + 1);
+        for i in [0, LARGE_BATCH - 1, LARGE_BATCH + 1] {
+            assert!(s.slot_mut(i).iter().all(|&b| b == 0xa5), "slot {i}");
+        }
+        s.release_large(0);
     }
 
     /// The VmFlags of the mapping that holds `addr`, from /proc/self/smaps.
