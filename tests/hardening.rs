@@ -536,13 +536,18 @@ fn listening_on_a_group_address_is_a_configuration_error() {
     }
 }
 
-/// The minor page faults of process `pid` so far, all threads.
+/// The fields of a `/proc/.../stat` file after the command's closing
+/// parenthesis (the command may hold spaces): field 3 (state) first.
+fn stat_fields(path: &std::path::Path) -> Vec<String> {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    let rest = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+    rest.split_whitespace().map(str::to_owned).collect()
+}
+
+/// The minor page faults of process `pid` so far, all threads (field 10).
 fn minor_faults(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command's closing parenthesis: state is field 3,
-    // minflt field 10.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    rest.split_whitespace().nth(7).unwrap().parse().unwrap()
+    let fields = stat_fields(format!("/proc/{pid}/stat").as_ref());
+    fields[7].parse().unwrap()
 }
 
 /// Stops the daemon and waits until every thread of it has stopped, so
@@ -556,10 +561,9 @@ fn stop_all(d: &Daemon) {
             .unwrap()
             .flatten()
             .all(|t| {
-                let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-                stat.rfind(')')
-                    .and_then(|i| stat[i + 2..].chars().next())
-                    .is_some_and(|s| s == 'T')
+                stat_fields(&t.path().join("stat"))
+                    .first()
+                    .is_some_and(|s| s == "T")
             });
         if stopped {
             return;
