@@ -97,6 +97,19 @@ expect_reply() {
     ok "${args[*]:-(default address)}: '$msg' -> '$reply'"
 }
 reload() { systemctl daemon-reload || fail "daemon-reload failed"; }
+all_stopped() { # PID: every thread of it is in the stopped state (T)
+    local stat
+    for stat in /proc/"$1"/task/*/stat; do
+        [ "$(sed 's/.*) //; s/ .*//' "$stat" 2>/dev/null)" = T ] || return 1
+    done
+}
+# freeze PID: SIGSTOP, then wait until every thread has stopped. kill returns
+# before the threads stop: a thread already woken in its receive call takes
+# the datagram sent next into a process about to stop (and in step 8, die).
+freeze() {
+    kill -STOP "$1" || fail "kill -STOP $1 failed"
+    wait_for "every thread of pid $1 to stop" 10 all_stopped "$1"
+}
 
 # -----------------------------------------------------------------------------
 step "1: systemd-analyze verify and security"
@@ -246,7 +259,7 @@ pid=$(main_pid)
 payload=$(printf '%064d' 0)
 expected=0
 for host in 127.0.0.1 ::1; do
-    kill -STOP "$pid"
+    freeze "$pid"
     exec 3<>"/dev/udp/$host/7"
     for ((i = 0; i < 512; i++)); do printf '%s' "$payload" >&3; done
     exec 3>&-
@@ -326,8 +339,8 @@ systemctl restart dgecho.service || fail "restart with WatchdogSec=2s failed"
 [ "$(prop WatchdogUSec)" = 2s ] || fail "WatchdogUSec=$(prop WatchdogUSec), want 2s"
 pid=$(main_pid)
 restarts=$(prop NRestarts)
-kill -STOP "$pid"
-ok "froze pid $pid with SIGSTOP"
+freeze "$pid"
+ok "froze pid $pid with SIGSTOP (all its threads stopped)"
 # A datagram sent to the frozen daemon waits in the socket for its successor.
 timeout 60 dgecho client --timeout 30 "[::1]:7" "sent while frozen" >"$WORK/got-frozen" 2>&1 &
 frozen_client=$!
