@@ -263,8 +263,8 @@ fn describe_fd(raw: RawFd, mode: nix::libc::mode_t) -> String {
 /// Takes ownership of an fd inherited from systemd.
 ///
 /// One of the crate's few `unsafe` blocks (listed in the crate docs). The
-/// standard library and `nix` cannot conjure ownership of an fd number that came from our parent
-/// process; only `from_raw_fd` can. It is sound because:
+/// standard library and `nix` cannot conjure ownership of an fd number that
+/// came from our parent process; only `from_raw_fd` can. It is sound because:
 /// - the caller has just checked (with `getsockname`) that `raw` is open;
 /// - `sd_listen_fds(3)` passes these fds to this process to own;
 /// - `listenfd::take_raw_fd` hands each index out at most once, so no other

@@ -77,8 +77,8 @@ pub const RATE_LIMIT: crate::ratelimit::Rate = crate::ratelimit::Rate {
 /// The most sockets dgecho takes from systemd. Each gets a thread and 4 MiB
 /// of buffer address space (small datagrams keep about 256 KiB of it
 /// resident, large ones about 1 MiB), and a socket unit with more than a
-/// few is a mistake;
-/// the bound also keeps a wild `LISTEN_FDS` from costing memory.
+/// few is a mistake; the bound also keeps a wild `LISTEN_FDS` from costing
+/// memory.
 pub const MAX_LISTEN_FDS: usize = 1024;
 
 /// The largest `bench --window`.

@@ -327,13 +327,6 @@ fn nobody_is_answered(d: &mut Daemon, path: &std::path::Path, hogged: u64) {
     assert!(s[Reason::Unread] > 0, "the hog's excess was refused: {s}");
 }
 
-/// Found by attacking credentials on demand: the worst case is a hog that
-/// fills the daemon's whole receive queue with full-size datagrams while
-/// no credentials are passed (here 512 of them, systemd's
-/// `net.unix.max_dgram_qlen`, in a network namespace of the test's own),
-/// so that none of its replies can be charged to its uid. The account of
-/// unattributed replies is bounded like a user's: another user is still
-/// answered.
 /// Runs `f` in a network namespace of the test's own where a Unix socket
 /// queues 512 datagrams (`net.unix.max_dgram_qlen`, as systemd sets it),
 /// so that hundreds of them can wait for a stopped daemon; or skips.
@@ -348,6 +341,13 @@ fn with_long_unix_queues(f: impl FnOnce() + Send) {
     });
 }
 
+/// Found by attacking credentials on demand: the worst case is a hog that
+/// fills the daemon's whole receive queue with full-size datagrams while
+/// no credentials are passed (here 512 of them, systemd's
+/// `net.unix.max_dgram_qlen`, in a network namespace of the test's own),
+/// so that none of its replies can be charged to its uid. The account of
+/// unattributed replies is bounded like a user's: another user is still
+/// answered.
 #[test]
 fn a_hog_that_queues_before_credentials_never_silences_another_user() {
     with_long_unix_queues(|| {
@@ -356,7 +356,7 @@ fn a_hog_that_queues_before_credentials_never_silences_another_user() {
         let (d, path) = unix_daemon(&dir, Daemon::builder());
         let mut d = d.wait_ready();
         chmod(&path, 0o666);
-        d.signal(Signal::SIGSTOP);
+        d.freeze();
         let hog = autobound();
         setsockopt(&hog, sockopt::SndBufForce, &(64 << 20)).unwrap();
         hog.set_nonblocking(true).unwrap();
@@ -396,7 +396,7 @@ fn a_batch_of_large_datagrams_leaves_no_more_than_16_slots_resident() {
         // Nothing received yet: the loop waits for a whole batch.
         let mut d = d.wait_ready();
         let before = rss_kib(d.child.id());
-        d.signal(Signal::SIGSTOP);
+        d.freeze();
         let c = autobound();
         setsockopt(&c, sockopt::SndBufForce, &(64 << 20)).unwrap();
         let big = vec![b'b'; 65_000];
@@ -420,7 +420,7 @@ fn a_batch_of_large_datagrams_leaves_no_more_than_16_slots_resident() {
             c.send_to(b"ping", &path).unwrap();
             assert_eq!(c.recv(&mut buf).unwrap(), 4);
         }
-        d.signal(Signal::SIGSTOP);
+        d.freeze();
         for i in 0..200u32 {
             c.send_to(&i.to_be_bytes(), &path).unwrap();
         }
@@ -441,7 +441,7 @@ fn datagrams_the_kernel_drops_are_counted() {
     setsockopt(&sock, sockopt::RcvBuf, &2048).unwrap();
     let addr = sock.local_addr().unwrap();
     let mut d = Daemon::builder().socket(sock, "u").spawn().wait_ready();
-    d.signal(Signal::SIGSTOP);
+    d.freeze();
     let c = udp("127.0.0.1:0");
     for _ in 0..200 {
         c.send_to(&[0u8; 512], addr).unwrap();
@@ -536,44 +536,10 @@ fn listening_on_a_group_address_is_a_configuration_error() {
     }
 }
 
-/// The fields of a `/proc/.../stat` file after the command's closing
-/// parenthesis (the command may hold spaces): field 3 (state) first.
-fn stat_fields(path: &std::path::Path) -> Vec<String> {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    let rest = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
-    rest.split_whitespace().map(str::to_owned).collect()
-}
-
 /// The minor page faults of process `pid` so far, all threads (field 10).
 fn minor_faults(pid: u32) -> u64 {
     let fields = stat_fields(format!("/proc/{pid}/stat").as_ref());
     fields[7].parse().unwrap()
-}
-
-/// Stops the daemon and waits until every thread of it has stopped, so
-/// that what is sent next queues whole.
-fn stop_all(d: &Daemon) {
-    d.signal(Signal::SIGSTOP);
-    let pid = d.child.id();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let stopped = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .unwrap()
-            .flatten()
-            .all(|t| {
-                stat_fields(&t.path().join("stat"))
-                    .first()
-                    .is_some_and(|s| s == "T")
-            });
-        if stopped {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the daemon never stopped"
-        );
-        std::thread::yield_now();
-    }
 }
 
 /// Found by attacking the batch of 64: a large datagram in a slot past the
@@ -599,7 +565,7 @@ fn small_datagrams_after_a_released_slot_cost_no_page_faults() {
     // 64 datagrams queued at once, the one at `large` (if any) of 65,000
     // bytes: one batch, every slot used; each is answered with its bytes.
     let burst = |large: Option<usize>| {
-        stop_all(&d);
+        d.freeze();
         for i in 0..64usize {
             let len = if Some(i) == large { 65_000 } else { 64 };
             c.send_to(&vec![i as u8; len], addr).unwrap();

@@ -432,6 +432,31 @@ impl Daemon {
         kill(Pid::from_raw(self.child.id() as i32), sig).unwrap();
     }
 
+    /// Stops the daemon and waits until every thread of it has stopped, so
+    /// that what is sent next queues whole. `kill` returns before the
+    /// threads stop: one already woken in its receive call would take the
+    /// next datagram first.
+    pub fn freeze(&self) {
+        self.signal(Signal::SIGSTOP);
+        let pid = self.child.id();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let stopped = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .unwrap()
+                .flatten()
+                .all(|t| {
+                    stat_fields(&t.path().join("stat"))
+                        .first()
+                        .is_some_and(|s| s == "T")
+                });
+            if stopped {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the daemon never stopped");
+            std::thread::yield_now();
+        }
+    }
+
     /// Waits for the daemon to exit; returns its status and the time taken.
     pub fn wait_exit(&mut self) -> (ExitStatus, Duration) {
         let start = Instant::now();
@@ -603,4 +628,12 @@ pub fn unix_echo(dir: &TempDir, name: &str) -> (Daemon, PathBuf) {
         .spawn()
         .wait_ready();
     (d, path)
+}
+
+/// The fields of a `/proc/.../stat` file after the command's closing
+/// parenthesis (the command may hold spaces): field 3 (state) first.
+pub fn stat_fields(path: &std::path::Path) -> Vec<String> {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    let rest = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+    rest.split_whitespace().map(str::to_owned).collect()
 }

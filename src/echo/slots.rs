@@ -102,10 +102,8 @@ impl Slots {
         while past != 0 {
             let i = past.trailing_zeros() as usize;
             past &= past - 1;
-            if i < BATCH {
-                let start = i * BUFFER_SIZE + keep;
-                self.advise(start..(i + 1) * BUFFER_SIZE, MmapAdvise::MADV_DONTNEED);
-            }
+            let start = i * BUFFER_SIZE + keep;
+            self.advise(start..(i + 1) * BUFFER_SIZE, MmapAdvise::MADV_DONTNEED);
         }
     }
 
