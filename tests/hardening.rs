@@ -350,10 +350,26 @@ fn with_long_unix_queues(f: impl FnOnce() + Send) {
 /// answered.
 #[test]
 fn a_hog_that_queues_before_credentials_never_silences_another_user() {
+    hog_queues_before_credentials(1);
+}
+
+/// Found by re-reading the batch of 64: a worker's check of the unread
+/// total in the middle of a batch read a `SIOCOUTQ` that did not yet hold
+/// the replies it had just allowed (they go out when the batch ends), and
+/// took them for replies already read. Its share then let a whole batch
+/// of 64 full-size replies through, four workers four batches: 16 MiB
+/// into an 8 MiB send buffer, and replies to everyone failed.
+#[test]
+fn a_hog_that_queues_before_credentials_never_silences_another_user_with_four_workers() {
+    hog_queues_before_credentials(4);
+}
+
+fn hog_queues_before_credentials(workers: u32) {
     with_long_unix_queues(|| {
         let dir = TempDir::new();
         chmod(&dir.0, 0o755);
-        let (d, path) = unix_daemon(&dir, Daemon::builder());
+        let builder = Daemon::builder().args(&["--workers", &workers.to_string()]);
+        let (d, path) = unix_daemon(&dir, builder);
         let mut d = d.wait_ready();
         chmod(&path, 0o666);
         d.freeze();
@@ -370,7 +386,12 @@ fn a_hog_that_queues_before_credentials_never_silences_another_user() {
             "only {queued} queued: was the queue length set?"
         );
         d.signal(Signal::SIGCONT);
-        d.wait_stats(|s| s.received == queued);
+        let s = d.wait_stats(|s| s.received == queued);
+        assert_eq!(
+            s[Reason::SendFailed],
+            0,
+            "the share refuses replies before the send buffer is full: {s}"
+        );
         nobody_is_answered(&mut d, &path, queued);
         drop(hog);
     });

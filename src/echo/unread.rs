@@ -34,7 +34,9 @@
 //! A socket served by N workers (`--workers N`) gives each worker a ledger
 //! of its own, lock-free, over 1/N of the buffer, and each reconciles with
 //! 1/N of `SIOCOUTQ`: one user still holds at most half of the whole
-//! buffer, however its datagrams are spread over the workers.
+//! buffer, however its datagrams are spread over the workers. A worker
+//! adds what its current batch has allowed: those replies go out when the
+//! batch ends, so `SIOCOUTQ` does not count them yet.
 //!
 //! # What remains possible
 //! - A user who controls several uids gets one share per uid: k hostile

@@ -61,6 +61,9 @@ pub(super) struct Worker<'a> {
     /// The ledger was reconciled in this batch: at most one `SIOCOUTQ`
     /// per batch.
     reconciled: bool,
+    /// What this batch's answered datagrams charged: their replies go out
+    /// when the batch ends, so `SIOCOUTQ` cannot see them yet.
+    pending: u64,
     /// When to next read `SIOCOUTQ` and settle the socket's credentials
     /// ([`super::creds`]).
     countdown: Countdown,
@@ -113,6 +116,7 @@ impl<'a> Worker<'a> {
             reports: Reports::default(),
             ledger,
             reconciled: false,
+            pending: 0,
             countdown: Countdown::new(send_buffer / parts),
             send_buffer,
             // Credentials start off (see `creds`).
@@ -141,6 +145,7 @@ impl<'a> Worker<'a> {
             self.now = l.now();
         }
         self.reconciled = false;
+        self.pending = 0;
     }
 
     /// The socket's running total of datagrams the kernel dropped: counts
@@ -215,6 +220,7 @@ impl<'a> Worker<'a> {
             Verdict::Answer => {
                 if let (Some(ledger), Some(uid)) = (&mut self.ledger, uid) {
                     ledger.charge(uid, cost);
+                    self.pending += cost;
                     if self.countdown.due(cost) {
                         self.check_unread();
                     }
@@ -266,7 +272,10 @@ impl<'a> Worker<'a> {
         let Ok(outq) = unread::outq(self.listener.as_fd().as_raw_fd()) else {
             return;
         };
-        ledger.reconcile(outq / self.parts);
+        // The replies this batch has allowed are not sent yet: without
+        // them, the real total would credit them as read, and the share
+        // would let the whole batch through.
+        ledger.reconcile(outq / self.parts + self.pending);
         self.reconciled = true;
         if let Some(on) = creds::settle(self.listener, outq, self.send_buffer) {
             self.no_control = !on;
